@@ -1,0 +1,67 @@
+"""Typed settings read from the environment and `.env`, built once at start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    """Every knob the bot reads; names match DESIGN.md's contracts."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    slack_bot_token: SecretStr | None = Field(default=None, alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(default=None, alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
+    signoff_channel: str | None = Field(default=None, alias="SIGNOFF_CHANNEL")
+    signoff_database: str = Field(default="signoff.db", alias="SIGNOFF_DATABASE")
+    signoff_policy: Path | None = Field(default=None, alias="SIGNOFF_POLICY")
+    signoff_graphs: str = Field(default="", alias="SIGNOFF_GRAPHS")
+    host: str = Field(default="0.0.0.0", alias="HOST")
+    port: int = Field(default=3000, alias="PORT", ge=0, le=65535)
+    log_level: str = Field(default="INFO", alias="LOG_LEVEL")
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _api_url_ends_with_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"SLACK_API_URL must be an http(s) URL, got {value!r}")
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("signoff_channel")
+    @classmethod
+    def _channel_is_an_id(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if value.startswith("#") or not value[:1].isalpha() or not value.isalnum():
+            raise ValueError(
+                f"SIGNOFF_CHANNEL must be a channel ID such as C0123ABCD, not a name ({value!r})"
+            )
+        return value
+
+    @field_validator("signoff_policy")
+    @classmethod
+    def _policy_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"SIGNOFF_POLICY names {str(value)!r}, which is not a file")
+        return value
+
+    @property
+    def has_slack_credentials(self) -> bool:
+        """True when both the bot token and the signing secret are set."""
+        return self.slack_bot_token is not None and self.slack_signing_secret is not None
+
+    def missing_for_serve(self) -> list[str]:
+        """Names of the variables `signoff serve` cannot start without."""
+        missing = []
+        if self.slack_bot_token is None:
+            missing.append("SLACK_BOT_TOKEN")
+        if self.slack_signing_secret is None and self.slack_app_token is None:
+            missing.append("SLACK_SIGNING_SECRET")
+        return missing

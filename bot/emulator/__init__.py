@@ -1,0 +1,31 @@
+"""An offline stand-in for Slack's servers, for end-to-end tests and `signoff dev`."""
+
+from bot.emulator.blockkit import validate_message_blocks, validate_view
+from bot.emulator.client import (
+    ButtonNotFoundError,
+    EmulatorError,
+    SlackEventsClient,
+    sign_request,
+)
+from bot.emulator.runner import EmulatorServer, ThreadedUvicorn, wait_for
+from bot.emulator.state import ApiError, Call, Delivery, EmulatorState
+from bot.emulator.workspace import SlackChannel, SlackUser, Workspace
+
+__all__ = [
+    "ApiError",
+    "ButtonNotFoundError",
+    "Call",
+    "Delivery",
+    "EmulatorError",
+    "EmulatorServer",
+    "EmulatorState",
+    "SlackChannel",
+    "SlackEventsClient",
+    "SlackUser",
+    "ThreadedUvicorn",
+    "Workspace",
+    "sign_request",
+    "validate_message_blocks",
+    "validate_view",
+    "wait_for",
+]

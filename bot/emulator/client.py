@@ -1,0 +1,277 @@
+"""Plays Slack's side of interactivity: signed slash commands, clicks and view submissions."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+
+from bot.emulator.state import Delivery, EmulatorState
+
+__all__ = ["ButtonNotFoundError", "EmulatorError", "SlackEventsClient", "sign_request"]
+
+logger = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+FORM = "application/x-www-form-urlencoded"
+STALE_SECONDS = 600  # Bolt rejects timestamps more than 300 s away.
+
+
+class EmulatorError(Exception):
+    """The emulator was asked for something Slack itself would never send."""
+
+
+class ButtonNotFoundError(EmulatorError, LookupError):
+    """The message has no such button (it was removed, or never there)."""
+
+
+def sign_request(*, signing_secret: str, timestamp: str, body: str) -> str:
+    """Slack's v0 signature of a request body."""
+    base = f"v0:{timestamp}:{body}".encode()
+    return "v0=" + hmac.new(signing_secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+class SlackEventsClient:
+    """Sends signed requests to the app's events URL, built from the emulator's state."""
+
+    def __init__(self, *, events_url: str | None, signing_secret: str, state: EmulatorState,
+                 base_url: str, timeout: float = 3.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.events_url = events_url
+        self.signing_secret = signing_secret
+        self.state = state
+        self.base_url = base_url.rstrip("/")
+        self.clock = clock
+        # Slack gives up on an ack after 3 s and shows the user "operation timed out".
+        self._http = httpx.Client(timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> SlackEventsClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # the three interactions ---------------------------------------------
+    def slash_command(self, *, user: str, text: str, channel: str, command: str = "/signoff",
+                      forged: bool = False, stale: bool = False) -> httpx.Response:
+        """Send a slash command; an ack body shows up as an ephemeral (or in-channel) reply."""
+        ws = self.state.workspace
+        channel_id = self._channel(channel)
+        fields = {
+            "token": "emulator-verification-token", "team_id": ws.team_id,
+            "team_domain": ws.team_domain, "channel_id": channel_id,
+            "channel_name": ws.channel_name(channel_id), "user_id": user,
+            "user_name": self._user(user)["name"], "command": command, "text": text,
+            "api_app_id": ws.bot.app_id, "is_enterprise_install": "false",
+            "response_url": self._response_url(user=user, channel=channel_id, message_ts=None),
+            "trigger_id": self.state.issue_trigger(user=user),
+        }
+        response = self._send("slash_command", fields, urlencode(fields), forged, stale)
+        if response.status_code == 200 and response.content:
+            self._show_ack_body(response, user=user, channel=channel_id)
+        return response
+
+    def click(self, *, user: str, channel: str, message_ts: str, action_id: str,
+              value: str | None = None, forged: bool = False,
+              stale: bool = False) -> httpx.Response:
+        """Click a button of a message as it is now; `ButtonNotFoundError` if it has none."""
+        channel_id = self._channel(channel)
+        message = self.state.message(channel_id, message_ts)
+        ephemeral = message is None
+        if message is None:
+            message = self.state.ephemeral(user=user, ts=message_ts)
+        if message is None:
+            raise EmulatorError(f"no message {message_ts} in {channel_id} visible to {user}")
+        block_id, button = _find_button(message, action_id=action_id, value=value)
+        payload: Json = {
+            "type": "block_actions", "user": self._user_ref(user),
+            "api_app_id": self.state.workspace.bot.app_id,
+            "token": "emulator-verification-token",
+            "container": {"type": "message", "message_ts": message_ts,
+                          "channel_id": channel_id, "is_ephemeral": ephemeral},
+            "trigger_id": self.state.issue_trigger(user=user),
+            "team": self._team(), "enterprise": None, "is_enterprise_install": False,
+            "channel": {"id": channel_id,
+                        "name": self.state.workspace.channel_name(channel_id)},
+            "state": {"values": {}},
+            "response_url": self._response_url(user=user, channel=channel_id,
+                                               message_ts=message_ts),
+            "actions": [{"action_id": action_id, "block_id": block_id,
+                         "text": button.get("text"), "value": button.get("value"),
+                         "type": "button", "action_ts": f"{self.clock():.6f}"}],
+        }
+        if button.get("style"):
+            payload["actions"][0]["style"] = button["style"]
+        if not ephemeral:
+            # Slack omits the message object for clicks in ephemeral messages.
+            payload["message"] = {k: v for k, v in message.items() if k != "channel"}
+        return self._send_payload("block_actions", payload, forged, stale)
+
+    def submit_view(self, *, user: str, view_id: str, values: dict[str, dict[str, Any]],
+                    forged: bool = False, stale: bool = False) -> httpx.Response:
+        """Submit an open modal; the app's `response_action` is applied to the view."""
+        view = self.state.view(view_id)
+        if view is None or self.state.view_user(view_id) != user:
+            raise EmulatorError(f"view {view_id} is not open for {user}")
+        view["state"] = {"values": _state_values(view, values)}
+        payload: Json = {
+            "type": "view_submission", "team": self._team(), "user": self._user_ref(user),
+            "api_app_id": self.state.workspace.bot.app_id,
+            "token": "emulator-verification-token",
+            "trigger_id": self.state.issue_trigger(user=user), "view": view,
+            "response_urls": [], "is_enterprise_install": False,
+        }
+        response = self._send_payload("view_submission", payload, forged, stale)
+        if response.status_code == 200:
+            self._apply_response_action(response, view_id=view_id, user=user)
+        return response
+
+    # signing and sending --------------------------------------------------
+    def post_raw(self, *, body: str, content_type: str = FORM, signature: str | None = None,
+                 timestamp: str | None = None) -> httpx.Response:
+        """Send any body; signed correctly unless `signature`/`timestamp` say otherwise."""
+        if self.events_url is None:
+            raise EmulatorError("no events_url: tell the emulator where the bot listens")
+        ts = timestamp or str(int(self.clock()))
+        sig = signature or sign_request(signing_secret=self.signing_secret, timestamp=ts,
+                                        body=body)
+        headers = {"Content-Type": content_type, "X-Slack-Request-Timestamp": ts,
+                   "X-Slack-Signature": sig}
+        return self._http.post(self.events_url, content=body.encode(), headers=headers)
+
+    def _send_payload(self, kind: str, payload: Json, forged: bool,
+                      stale: bool) -> httpx.Response:
+        body = urlencode({"payload": json.dumps(payload)})
+        return self._send(kind, payload, body, forged, stale)
+
+    def _send(self, kind: str, payload: Json, body: str, forged: bool,
+              stale: bool) -> httpx.Response:
+        now = int(self.clock()) - (STALE_SECONDS if stale else 0)
+        ts = str(now)
+        signature = None
+        if forged:
+            signature = sign_request(signing_secret="not-" + self.signing_secret,
+                                     timestamp=ts, body=body)
+        try:
+            response = self.post_raw(body=body, signature=signature, timestamp=ts)
+        except httpx.HTTPError as exc:
+            self.state.record_delivery(Delivery(kind=kind, payload=payload, status=None,
+                                                body="", error=repr(exc)))
+            raise
+        self.state.record_delivery(Delivery(kind=kind, payload=payload,
+                                            status=response.status_code, body=response.text))
+        logger.debug("%s -> %s %s", kind, response.status_code, response.text[:200])
+        return response
+
+    # helpers ------------------------------------------------------------
+    def _show_ack_body(self, response: httpx.Response, *, user: str, channel: str) -> None:
+        try:
+            body = response.json()
+        except ValueError:
+            body = {"text": response.text}
+        if not isinstance(body, dict) or not (body.get("text") or body.get("blocks")):
+            return
+        text, blocks = str(body.get("text") or ""), body.get("blocks")
+        if body.get("response_type") == "in_channel":
+            self.state.post_message(channel=channel, text=text, blocks=blocks)
+        else:
+            self.state.post_ephemeral(channel=channel, user=user, text=text, blocks=blocks)
+
+    def _apply_response_action(self, response: httpx.Response, *, view_id: str,
+                               user: str) -> None:
+        body: Any = response.json() if response.content else {}
+        action = body.get("response_action") if isinstance(body, dict) else None
+        if action == "errors":
+            self.state.set_view_errors(view_id, body.get("errors") or {})
+        elif action == "update":
+            self.state.update_view(view_id=view_id, external_id=None, view=body["view"])
+        elif action == "push":
+            self.state.open_view(view=body["view"], user=user)
+        else:
+            self.state.close_view(view_id)
+
+    def _channel(self, channel: str) -> str:
+        channel_id = self.state.workspace.resolve_channel(channel)
+        if channel_id is None:
+            raise EmulatorError(f"unknown channel {channel!r}")
+        return channel_id
+
+    def _user(self, user: str) -> Json:
+        found = self.state.workspace.user(user)
+        if found is None:
+            raise EmulatorError(f"unknown user {user!r}")
+        return {"id": found.id, "name": found.name}
+
+    def _user_ref(self, user: str) -> Json:
+        name = self._user(user)["name"]
+        return {"id": user, "username": name, "name": name,
+                "team_id": self.state.workspace.team_id}
+
+    def _team(self) -> Json:
+        ws = self.state.workspace
+        return {"id": ws.team_id, "domain": ws.team_domain}
+
+    def _response_url(self, *, user: str, channel: str, message_ts: str | None) -> str:
+        token = self.state.issue_response_url(user=user, channel=channel, message_ts=message_ts)
+        return f"{self.base_url}/response/{token}"
+
+
+def _find_button(message: Json, *, action_id: str, value: str | None) -> tuple[str, Json]:
+    found: list[str] = []
+    for block in message.get("blocks") or []:
+        elements = list(block.get("elements") or []) if block.get("type") == "actions" else []
+        if block.get("accessory"):
+            elements.append(block["accessory"])
+        for el in elements:
+            if el.get("type") != "button":
+                continue
+            found.append(f"{el.get('action_id')}={el.get('value')!r}")
+            if el.get("action_id") == action_id and value in (None, el.get("value")):
+                return str(block.get("block_id", "")), el
+    wanted = action_id if value is None else f"{action_id}={value!r}"
+    raise ButtonNotFoundError(
+        f"message {message.get('ts')} has no button {wanted}; its buttons: {found or 'none'}")
+
+
+def _state_values(view: Json, values: dict[str, dict[str, Any]]) -> Json:
+    """Build `view.state.values` for every input block, as Slack's client does."""
+    out: Json = {}
+    known: set[tuple[str, str]] = set()
+    for block in view.get("blocks") or []:
+        element = block.get("element") or {}
+        if block.get("type") != "input" or not element.get("action_id"):
+            continue
+        block_id, action_id = block.get("block_id", ""), element["action_id"]
+        known.add((block_id, action_id))
+        given = values.get(block_id, {}).get(action_id)
+        if given in (None, "", []) and not block.get("optional"):
+            raise EmulatorError(f"input {block_id}/{action_id} is required: Slack's client "
+                                "would not submit the view without it")
+        out.setdefault(block_id, {})[action_id] = _element_value(element, given)
+    unknown = [(b, a) for b, acts in values.items() for a in acts if (b, a) not in known]
+    if unknown:
+        raise EmulatorError(f"the view has no input {unknown}; its inputs: {sorted(known)}")
+    return out
+
+
+def _element_value(element: Json, given: Any) -> Json:
+    kind = element["type"]
+    options = {o.get("value"): o for o in element.get("options") or []}
+    if kind in ("static_select", "radio_buttons"):
+        return {"type": kind, "selected_option": options.get(given) if given else None}
+    if kind == "checkboxes":
+        chosen = given if isinstance(given, list) else [given] if given else []
+        return {"type": kind, "selected_options": [options[v] for v in chosen if v in options]}
+    if kind == "datepicker":
+        return {"type": kind, "selected_date": given or None}
+    return {"type": kind, "value": given if given not in ("",) else None}

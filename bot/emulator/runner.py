@@ -1,0 +1,142 @@
+"""Runs the emulator (or any ASGI app) on a free local port in a background thread."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+import httpx
+import uvicorn
+
+from bot.emulator.client import SlackEventsClient
+from bot.emulator.server import create_app
+from bot.emulator.state import EmulatorState
+from bot.emulator.workspace import (
+    SlackChannel,
+    SlackUser,
+    Workspace,
+    default_channels,
+    default_usergroups,
+    default_users,
+)
+
+__all__ = ["EmulatorServer", "ThreadedUvicorn", "wait_for"]
+
+T = TypeVar("T")
+
+
+def wait_for(predicate: Callable[[], T], *, timeout: float = 2.0, interval: float = 0.01,
+             message: str = "condition not met", state: EmulatorState | None = None) -> T:
+    """Poll until `predicate()` is truthy and return it; AssertionError (with activity) if not."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            detail = f"\n{state.describe_recent()}" if state is not None else ""
+            raise AssertionError(f"timed out after {timeout}s: {message}{detail}")
+        time.sleep(interval)
+
+
+class ThreadedUvicorn:
+    """An ASGI app served by uvicorn on 127.0.0.1 in its own thread and event loop."""
+
+    def __init__(self, *, app: Any, port: int = 0, log_level: str = "warning") -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", port))
+        self.port: int = self._sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, log_level=log_level, lifespan="off", ws="none",
+                                access_log=False)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run,
+                                        kwargs={"sockets": [self._sock]},
+                                        name=f"uvicorn-{self.port}", daemon=True)
+
+    def start(self, *, timeout: float = 5.0) -> None:
+        """Start serving; return once the server accepts connections."""
+        self._thread.start()
+        wait_for(lambda: self._server.started or not self._thread.is_alive(), timeout=timeout,
+                 message=f"uvicorn did not start on {self.url}")
+        if not self._server.started:
+            raise RuntimeError(f"uvicorn failed to start on {self.url}")
+
+    def stop(self, *, timeout: float = 5.0) -> None:
+        self._server.should_exit = True
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        self._sock.close()
+
+
+class EmulatorServer:
+    """The emulated Slack: Web API at `.api_url`, web page at `.url`, signed client `.client`."""
+
+    def __init__(self, *, bot_token: str, signing_secret: str, events_url: str | None = None,
+                 users: Iterable[SlackUser] | None = None,
+                 usergroups: dict[str, Iterable[str]] | None = None,
+                 channels: Iterable[SlackChannel] | None = None,
+                 clock: Callable[[], float] = time.time, port: int = 0) -> None:
+        workspace = Workspace(
+            users=tuple(users) if users is not None else default_users(),
+            channels=tuple(channels) if channels is not None else default_channels(),
+            usergroups={k: tuple(v) for k, v in usergroups.items()} if usergroups is not None
+            else default_usergroups(),
+        )
+        self.state = EmulatorState(workspace=workspace, bot_token=bot_token, clock=clock)
+        self._signing_secret = signing_secret
+        self._events_url = events_url
+        self._clock = clock
+        self._client: SlackEventsClient | None = None
+        self._server = ThreadedUvicorn(
+            app=create_app(state=self.state, get_client=lambda: self._client), port=port)
+        self.url = self._server.url
+        self.api_url = f"{self.url}/api/"
+
+    @property
+    def client(self) -> SlackEventsClient:
+        if self._client is None:
+            raise RuntimeError("EmulatorServer.start() first")
+        return self._client
+
+    @property
+    def events_url(self) -> str | None:
+        return self._events_url
+
+    @events_url.setter
+    def events_url(self, url: str | None) -> None:
+        """Point the signed client at the bot, e.g. once the bot has started."""
+        self._events_url = url
+        if self._client is not None:
+            self._client.events_url = url
+
+    def start(self) -> EmulatorServer:
+        self._client = SlackEventsClient(events_url=self._events_url,
+                                         signing_secret=self._signing_secret,
+                                         state=self.state, base_url=self.url, clock=self._clock)
+        self._server.start()
+        # Answering HTTP, not just listening: the first test request must not race startup.
+        with httpx.Client() as http:
+            http.get(f"{self.url}/emulator/state").raise_for_status()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+        if self._client is not None:
+            self._client.close()
+
+    def __enter__(self) -> EmulatorServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def wait_for(self, predicate: Callable[[], T], *, timeout: float = 2.0,
+                 interval: float = 0.01, message: str = "condition not met") -> T:
+        """`wait_for` with the emulator's recent activity in the failure message."""
+        return wait_for(predicate, timeout=timeout, interval=interval, message=message,
+                        state=self.state)

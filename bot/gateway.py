@@ -1,0 +1,487 @@
+"""The gateway core: starts runs, turns pauses into requests, applies decisions once, resumes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.types import StateSnapshot
+
+from bot import messages
+from bot.clock import Clock
+from bot.describe import describe_pause
+from bot.models import (
+    ApprovalRequest,
+    AuditEntry,
+    Outcome,
+    RequestStatus,
+    ResumeState,
+    Run,
+    RunStatus,
+)
+from bot.policy import Policy, Refusal, check_decision
+from bot.ports import Directory, Notifier
+from bot.store import ApprovalStore
+from graphs.registry import GraphRegistry, GraphSpec
+
+__all__ = ["DecisionReply", "Gateway", "InvalidCommandError", "new_id"]
+
+log = logging.getLogger(__name__)
+
+SYSTEM_ACTOR = "signoff"
+
+
+def new_id(prefix: str) -> str:
+    """A short random id such as `run-3f9a1c2b7d4e`."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+class InvalidCommandError(ValueError):
+    """A command that cannot be carried out; its text is shown to the user."""
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionReply:
+    """What a click did, and what (if anything) to tell the person who clicked."""
+
+    accepted: bool
+    message: str | None = None
+
+
+class Gateway:
+    """Holds the rules between Slack clicks and LangGraph threads. Imports nothing from Bolt."""
+
+    def __init__(
+        self,
+        *,
+        store: ApprovalStore,
+        checkpointer: BaseCheckpointSaver[Any],
+        registry: GraphRegistry,
+        policy: Policy,
+        notifier: Notifier,
+        directory: Directory,
+        clock: Clock,
+        ids: Callable[[str], str] = new_id,
+        lease: timedelta = timedelta(minutes=15),
+    ) -> None:
+        self._store = store
+        self._checkpointer = checkpointer
+        self._registry = registry
+        self._policy = policy
+        self._notifier = notifier
+        self._directory = directory
+        self._clock = clock
+        self._ids = ids
+        self._lease = lease
+        self._owner = ids("worker")
+        self._graphs: dict[str, Any] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._on_new_deadline: Callable[[], None] = lambda: None
+
+    @property
+    def store(self) -> ApprovalStore:
+        return self._store
+
+    @property
+    def registry(self) -> GraphRegistry:
+        return self._registry
+
+    def on_new_deadline(self, callback: Callable[[], None]) -> None:
+        """Call `callback` whenever a request with a deadline is created (wakes the scheduler)."""
+        self._on_new_deadline = callback
+
+    # -- background work -------------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], *, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task failed", exc_info=task.exception(),
+                      extra={"task": task.get_name()})
+
+    async def drain(self) -> None:
+        """Wait until no background work is left (shutdown, tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def _graph(self, spec: GraphSpec) -> Any:
+        compiled = self._graphs.get(spec.name)
+        if compiled is None:
+            compiled = spec.build().compile(
+                checkpointer=self._checkpointer, interrupt_before=list(spec.interrupt_before)
+            )
+            self._graphs[spec.name] = compiled
+        return compiled
+
+    @staticmethod
+    def _config(run_id: str) -> dict[str, Any]:
+        return {"configurable": {"thread_id": run_id}}
+
+    def _lease_until(self) -> datetime:
+        return self._clock.now() + self._lease
+
+    async def _audit(self, run: Run, *, kind: str, actor: str, outcome: str, **kw: Any) -> None:
+        await self._store.append_audit(
+            AuditEntry(at=self._clock.now(), kind=kind, actor=actor, outcome=outcome,
+                       run_id=run.id, graph=run.graph, **kw)
+        )
+
+    # -- starting runs ---------------------------------------------------------------------
+
+    async def start_run(
+        self, *, graph: str, task: str, requester: str, channel: str, run_id: str | None = None
+    ) -> Run:
+        """Record a new run and start it in the background; returns at once."""
+        spec = self._registry.get(graph)
+        task = task.strip()
+        if not task:
+            raise InvalidCommandError(f"Tell `{graph}` what to do: `/signoff {graph} <task>`.")
+        run = Run(
+            id=run_id or self._ids("run"),
+            graph=spec.name,
+            task=task,
+            requester=requester,
+            channel=channel,
+            status=RunStatus.RUNNING,
+            created_at=self._clock.now(),
+        )
+        await self._store.create_run(run, owner=self._owner, lease_until=self._lease_until())
+        await self._audit(run, kind="run_started", actor=requester, outcome="running",
+                          detail=task)
+        log.info("run started", extra={"run_id": run.id, "graph": run.graph, "user": requester})
+        self._spawn(self._execute(run, dict(spec.make_input(task, requester))),
+                    name=f"execute {run.id}")
+        return run
+
+    async def _execute(self, run: Run, graph_input: dict[str, Any] | None) -> None:
+        """Run the thread (we hold the claim) until it pauses or ends, then report."""
+        spec = self._registry.get(run.graph)
+        try:
+            await self._graph(spec).ainvoke(graph_input, self._config(run.id))
+        except Exception as exc:  # a graph node raised: this run fails, others go on
+            await self._fail(run, exc)
+            return
+        await self._after_step(run, spec)
+
+    async def _fail(self, run: Run, exc: BaseException) -> None:
+        log.exception("run failed", exc_info=exc, extra={"run_id": run.id, "graph": run.graph})
+        error = f"{type(exc).__name__}: {exc}"
+        await self._store.release_run(run.id, owner=self._owner, status=RunStatus.FAILED,
+                                      error=error)
+        await self._audit(run, kind="run_failed", actor=SYSTEM_ACTOR, outcome="failed",
+                          detail=error)
+        await self._say(run, f":x: Run `{run.id}` failed: {error}")
+
+    async def _say(self, run: Run, text: str) -> None:
+        current = await self._store.get_run(run.id) or run
+        try:
+            ts = await self._notifier.post_in_thread(run=current, text=text)
+        except Exception:
+            log.exception("could not post to the run's thread", extra={"run_id": run.id})
+            return
+        if current.thread_ts is None and ts is not None:
+            await self._store.set_run_thread(run.id, channel=current.channel, thread_ts=ts)
+
+    async def _after_step(self, run: Run, spec: GraphSpec) -> None:
+        graph = self._graph(spec)
+        state: StateSnapshot = await graph.aget_state(self._config(run.id))
+        if not state.next:
+            result = str(state.values.get("result") or "finished")
+            await self._store.release_run(run.id, owner=self._owner, status=RunStatus.FINISHED,
+                                          result=result)
+            await self._audit(run, kind="run_finished", actor=SYSTEM_ACTOR, outcome="finished",
+                              detail=result)
+            log.info("run finished", extra={"run_id": run.id, "graph": run.graph})
+            await self._say(run, f":white_check_mark: Run `{run.id}` finished: {result}")
+            return
+        await self._pause(run, spec, state)
+
+    async def _pause(self, run: Run, spec: GraphSpec, state: StateSnapshot) -> None:
+        node = state.next[0]
+        action = describe_pause(state.values, node=node)
+        tier = self._policy.tier(action.risk)
+        checkpoint_id = str(state.config["configurable"]["checkpoint_id"])
+        previous = await self._store.requests_for_run(run.id)
+        now = self._clock.now()
+        request = ApprovalRequest(
+            id=self._ids("req"),
+            run_id=run.id,
+            graph=run.graph,
+            node=node,
+            checkpoint_id=checkpoint_id,
+            action=action,
+            action_hash=action.digest(),
+            tier=tier.name,
+            approvers_role=tier.approvers,
+            approvals_required=max(tier.approvals, 1),
+            self_approval=self._policy.self_approval,
+            requester=run.requester,
+            status=RequestStatus.PENDING,
+            created_at=now,
+            deadline=now + tier.timeout,
+            round=sum(1 for p in previous if p.node == node) + 1,
+        )
+        await self._store.create_request(
+            request,
+            audit=AuditEntry(at=now, kind="request", actor=SYSTEM_ACTOR, outcome="pending",
+                             run_id=run.id, graph=run.graph, node=node, request_id=request.id,
+                             detail=f"{tier.name}: {action.title}"),
+        )
+        await self._store.release_run(run.id, owner=self._owner, status=RunStatus.PAUSED)
+        log.info("run paused for approval",
+                 extra={"run_id": run.id, "request_id": request.id, "tier": tier.name})
+        if not tier.pauses:
+            # The policy lets this tier through: decide at once, on the record.
+            await self._apply(request.id, outcome=Outcome.APPROVED, actor=SYSTEM_ACTOR,
+                              comment=f"tier {tier.name} needs no approval")
+            return
+        self._on_new_deadline()
+        current = await self._store.get_run(run.id) or run
+        mention = self._mention(tier.approvers) if tier.confirm else None
+        try:
+            channel, ts = await self._notifier.post_request(run=current, request=request,
+                                                            mention=mention)
+        except Exception:
+            # Fail closed: the request stays pending and times out if nobody can see it.
+            log.exception("could not post the approval request",
+                          extra={"run_id": run.id, "request_id": request.id})
+        else:
+            await self._store.set_request_message(request.id, channel=channel, ts=ts)
+            if current.thread_ts is None:
+                await self._store.set_run_thread(run.id, channel=channel, thread_ts=ts)
+        # A decision (a timeout, say) may have landed while we still held the run.
+        after = await self._store.get_request(request.id)
+        if after is not None and after.resume_state is ResumeState.QUEUED:
+            self._spawn(self._resume(request.id), name=f"resume {request.id}")
+
+    def _mention(self, role: str) -> str | None:
+        entries = self._policy.role_members(role)
+        tags = [f"<!subteam^{e}>" if e.startswith("S") else f"<@{e}>"
+                for e in entries if e != "*"]
+        return " ".join(tags) or None
+
+    # -- decisions -------------------------------------------------------------------------
+
+    async def check(
+        self, *, request_id: str, user: str, outcome: Outcome
+    ) -> tuple[ApprovalRequest | None, DecisionReply | None]:
+        """Whether `user` may give `outcome` now: (request, None) if so, else the refusal."""
+        request = await self._store.get_request(request_id)
+        if request is None:
+            return None, DecisionReply(False, messages.unknown_request())
+        if request.status is not RequestStatus.PENDING:
+            return request, DecisionReply(False, messages.already_decided(request))
+        run = await self._require_run(request)
+        members = await self._directory.members(
+            self._policy.role_members(request.approvers_role)
+        )
+        refusal = check_decision(request=request, user=user, outcome=outcome, members=members)
+        if refusal is not None:
+            await self._audit(run, kind="refused", actor=user, outcome=outcome.value,
+                              node=request.node, request_id=request.id, detail=refusal.value)
+            log.info("click refused", extra={"request_id": request.id, "user": user,
+                                             "reason": refusal.value})
+            return request, DecisionReply(
+                False, messages.refused(refusal, role=request.approvers_role))
+        if await self._is_stale(request):
+            await self._close_stale(run, request, actor=user)
+            return request, DecisionReply(False, messages.stale())
+        return request, None
+
+    async def decide(
+        self, *, request_id: str, user: str, outcome: Outcome, comment: str | None = None
+    ) -> DecisionReply:
+        """A person's click: checked, recorded exactly once, then the thread is resumed."""
+        _, refusal = await self.check(request_id=request_id, user=user, outcome=outcome)
+        if refusal is not None:
+            return refusal
+        return await self._apply(request_id, outcome=outcome, actor=user, comment=comment)
+
+    async def expire(self, request_id: str) -> bool:
+        """The deadline passed: fail closed (reject) unless somebody decided first."""
+        request = await self._store.get_request(request_id)
+        if request is None or request.status is not RequestStatus.PENDING:
+            return False
+        if await self._is_stale(request):
+            await self._close_stale(run=await self._require_run(request), request=request,
+                                    actor=SYSTEM_ACTOR)
+            return False
+        tier = self._policy.tier(request.tier)
+        reason = messages.timeout_reason(tier.timeout)
+        reply = await self._apply(request.id, outcome=Outcome.TIMED_OUT, actor=SYSTEM_ACTOR,
+                                  comment=reason)
+        return reply.accepted
+
+    async def _apply(
+        self, request_id: str, *, outcome: Outcome, actor: str, comment: str | None
+    ) -> DecisionReply:
+        request = await self._store.get_request(request_id)
+        assert request is not None
+        now = self._clock.now()
+        result = await self._store.decide(
+            request_id, outcome=outcome, actor=actor, at=now, comment=comment,
+            audit=AuditEntry(at=now, kind="timeout" if outcome is Outcome.TIMED_OUT
+                             else "decision", actor=actor, outcome=outcome.value,
+                             run_id=request.run_id, graph=request.graph, node=request.node,
+                             request_id=request.id, detail=comment or ""),
+        )
+        run = await self._require_run(result.request)
+        if result.duplicate_vote:
+            return DecisionReply(
+                False, messages.refused(Refusal.ALREADY_VOTED, role=request.approvers_role)
+            )
+        if result.lost:
+            return DecisionReply(False, messages.already_decided(result.request))
+        log.info("decision recorded", extra={"request_id": request_id, "user": actor,
+                                             "outcome": outcome.value, "applied": result.applied})
+        await self._redraw(run, result.request)
+        if result.voted:
+            return DecisionReply(True, messages.vote_recorded(result.request))
+        self._spawn(self._resume(request_id), name=f"resume {request_id}")
+        return DecisionReply(True)
+
+    async def _redraw(self, run: Run, request: ApprovalRequest) -> None:
+        if request.message_ts is None:
+            return
+        try:
+            await self._notifier.update_request(run=run, request=request)
+        except Exception:
+            # The decision is committed; a message we could not redraw loses nothing.
+            log.exception("could not update the request's message",
+                          extra={"request_id": request.id})
+
+    async def _is_stale(self, request: ApprovalRequest) -> bool:
+        """True when the thread is no longer paused exactly where the request was made."""
+        run = await self._require_run(request)
+        if run.status in (RunStatus.CANCELLED, RunStatus.FINISHED, RunStatus.FAILED):
+            return True
+        state = await self._graph(self._registry.get(run.graph)).aget_state(
+            self._config(run.id))
+        current = state.config.get("configurable", {}).get("checkpoint_id")
+        return current != request.checkpoint_id or request.node not in state.next
+
+    async def _close_stale(self, run: Run, request: ApprovalRequest, *, actor: str) -> None:
+        closed = await self._store.close_request(
+            request.id, status=RequestStatus.STALE,
+            audit=AuditEntry(at=self._clock.now(), kind="stale", actor=actor, outcome="stale",
+                             run_id=run.id, graph=run.graph, node=request.node,
+                             request_id=request.id, detail="thread moved on"))
+        if closed:
+            log.warning("request closed as stale", extra={"request_id": request.id})
+            after = await self._store.get_request(request.id)
+            if after is not None:
+                await self._redraw(run, after)
+
+    async def _require_run(self, request: ApprovalRequest) -> Run:
+        run = await self._store.get_run(request.run_id)
+        if run is None:
+            raise LookupError(f"request {request.id} names unknown run {request.run_id}")
+        return run
+
+    # -- resuming --------------------------------------------------------------------------
+
+    async def _resume(self, request_id: str) -> None:
+        """Patch the decision into the thread and continue it, holding the run's claim."""
+        request = await self._store.get_request(request_id)
+        if request is None or request.resume_state not in (ResumeState.QUEUED,
+                                                            ResumeState.PATCHED):
+            return
+        run = await self._require_run(request)
+        claimed = await self._store.claim_run(run.id, owner=self._owner, now=self._clock.now(),
+                                              lease_until=self._lease_until())
+        if not claimed:
+            log.info("resume deferred: the run is held elsewhere",
+                     extra={"run_id": run.id, "request_id": request.id})
+            return
+        spec = self._registry.get(run.graph)
+        graph = self._graph(spec)
+        config = self._config(run.id)
+        try:
+            if request.resume_state is ResumeState.QUEUED:
+                state = await graph.aget_state(config)
+                current = state.config.get("configurable", {}).get("checkpoint_id")
+                if current != request.checkpoint_id or request.node not in state.next:
+                    await self._refuse_stale_resume(run, request)
+                    return
+                await graph.aupdate_state(config, {spec.feedback_key: _feedback(request)})
+                await self._store.set_resume_state(request.id, ResumeState.PATCHED)
+            await graph.ainvoke(None, config)
+        except Exception as exc:
+            await self._store.set_resume_state(request.id, ResumeState.DONE)
+            await self._fail(run, exc)
+            return
+        await self._store.set_resume_state(request.id, ResumeState.DONE)
+        await self._audit(run, kind="resume", actor=SYSTEM_ACTOR, outcome=request.status.value,
+                          node=request.node, request_id=request.id)
+        log.info("run resumed", extra={"run_id": run.id, "request_id": request.id,
+                                       "outcome": request.status.value})
+        await self._after_step(run, spec)
+
+    async def _refuse_stale_resume(self, run: Run, request: ApprovalRequest) -> None:
+        log.warning("resume refused: thread is no longer paused at the request",
+                    extra={"run_id": run.id, "request_id": request.id})
+        await self._store.set_resume_state(request.id, ResumeState.DONE)
+        await self._audit(run, kind="resume_refused", actor=SYSTEM_ACTOR, outcome="stale",
+                          node=request.node, request_id=request.id, detail="thread moved on")
+        state = await self._graph(self._registry.get(run.graph)).aget_state(
+            self._config(run.id))
+        status = RunStatus.PAUSED if state.next else RunStatus.FINISHED
+        await self._store.release_run(run.id, owner=self._owner, status=status)
+
+    async def resume_outbox(self) -> int:
+        """Resume every decided-not-resumed request whose run is free (start-up, ticks)."""
+        waiting = await self._store.awaiting_resume()
+        for request in waiting:
+            self._spawn(self._resume(request.id), name=f"resume {request.id}")
+        return len(waiting)
+
+    # -- cancelling ------------------------------------------------------------------------
+
+    async def cancel(self, *, run_id: str, user: str) -> str:
+        """Cancel a paused run the user started; returns what to tell them."""
+        run = await self._store.get_run(run_id)
+        if run is None:
+            raise InvalidCommandError(f"There is no run `{run_id}`.")
+        if run.requester != user:
+            raise InvalidCommandError(f"Only <@{run.requester}> can cancel run `{run_id}`.")
+        if not await self._store.claim_run(run.id, owner=self._owner, now=self._clock.now(),
+                                           lease_until=self._lease_until()):
+            raise InvalidCommandError(
+                f"Run `{run_id}` is {run.status.value}; only a paused run can be cancelled.")
+        for request in await self._store.requests_for_run(run.id):
+            closed = await self._store.close_request(
+                request.id, status=RequestStatus.CANCELLED,
+                audit=AuditEntry(at=self._clock.now(), kind="cancel", actor=user,
+                                 outcome="cancelled", run_id=run.id, graph=run.graph,
+                                 node=request.node, request_id=request.id))
+            if closed:
+                after = await self._store.get_request(request.id)
+                if after is not None:
+                    await self._redraw(run, after)
+        await self._store.release_run(run.id, owner=self._owner, status=RunStatus.CANCELLED,
+                                      result=f"cancelled by {user}")
+        await self._say(run, f":no_entry_sign: Run `{run.id}` was cancelled by <@{user}>.")
+        return f"Cancelled run `{run.id}`."
+
+
+def _feedback(request: ApprovalRequest) -> dict[str, Any]:
+    """What the graph reads back: a timeout is said as a timeout, never as a person's no."""
+    outcome = request.outcome
+    return {
+        "outcome": outcome.value if outcome else request.status.value,
+        "reviewer": None if request.decided_by == SYSTEM_ACTOR else request.decided_by,
+        "approvers": [v.user for v in request.votes],
+        "comment": request.comment,
+        "decided_at": request.decided_at.isoformat() if request.decided_at else None,
+        "request_id": request.id,
+    }

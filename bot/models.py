@@ -1,0 +1,217 @@
+"""The gateway's records: runs, approval requests, votes and audit entries."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+__all__ = [
+    "ActionSpec",
+    "ApprovalRequest",
+    "AuditEntry",
+    "Outcome",
+    "RequestStatus",
+    "ResumeState",
+    "Run",
+    "RunStatus",
+    "Vote",
+]
+
+
+class RunStatus(StrEnum):
+    """Where a graph run stands."""
+
+    RUNNING = "running"
+    PAUSED = "paused"
+    FINISHED = "finished"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class RequestStatus(StrEnum):
+    """An approval request's state (DESIGN.md, "An approval request's life")."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    REVISING = "revising"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+    STALE = "stale"
+
+    @property
+    def is_open(self) -> bool:
+        return self is RequestStatus.PENDING
+
+
+class Outcome(StrEnum):
+    """What a reviewer (or the clock) decided; what the graph receives."""
+
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    CHANGES_REQUESTED = "changes_requested"
+    TIMED_OUT = "timed_out"
+
+    @property
+    def status(self) -> RequestStatus:
+        return {
+            Outcome.APPROVED: RequestStatus.APPROVED,
+            Outcome.REJECTED: RequestStatus.REJECTED,
+            Outcome.CHANGES_REQUESTED: RequestStatus.REVISING,
+            Outcome.TIMED_OUT: RequestStatus.TIMED_OUT,
+        }[self]
+
+
+class ResumeState(StrEnum):
+    """How far the resume after a decision got (the outbox)."""
+
+    NONE = "none"  # still pending, or not to be resumed
+    QUEUED = "queued"  # decided and committed, thread not yet patched
+    PATCHED = "patched"  # feedback written into the checkpoint, run not yet finished
+    DONE = "done"
+
+
+@dataclass(frozen=True, slots=True)
+class ActionSpec:
+    """What a reviewer is asked to allow: shown in the message, hashed into the request."""
+
+    title: str
+    summary: str
+    risk: str = "medium"
+    details: dict[str, str] = field(default_factory=dict)
+    reversible: bool = True
+    impact: str = ""
+    step: int = 1
+    total_steps: int = 1
+    history: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "summary": self.summary,
+            "risk": self.risk,
+            "details": dict(self.details),
+            "reversible": self.reversible,
+            "impact": self.impact,
+            "step": self.step,
+            "total_steps": self.total_steps,
+            "history": list(self.history),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ActionSpec:
+        return cls(
+            title=str(data["title"]),
+            summary=str(data["summary"]),
+            risk=str(data.get("risk", "medium")),
+            details={str(k): str(v) for k, v in dict(data.get("details", {})).items()},
+            reversible=bool(data.get("reversible", True)),
+            impact=str(data.get("impact", "")),
+            step=int(data.get("step", 1)),
+            total_steps=int(data.get("total_steps", 1)),
+            history=tuple(str(h) for h in data.get("history", ())),
+        )
+
+    def digest(self) -> str:
+        """A stable hash of exactly what the reviewer is shown."""
+        canonical = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One graph run, the LangGraph thread it lives in, and its Slack home."""
+
+    id: str
+    graph: str
+    task: str
+    requester: str
+    channel: str
+    status: RunStatus
+    created_at: datetime
+    thread_ts: str | None = None
+    result: str | None = None
+    error: str | None = None
+
+    @property
+    def thread_id(self) -> str:
+        return self.id
+
+
+@dataclass(frozen=True, slots=True)
+class Vote:
+    """One approval toward a quorum."""
+
+    user: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRequest:
+    """A paused run waiting for people: bound to one checkpoint and one shown action."""
+
+    id: str
+    run_id: str
+    graph: str
+    node: str
+    checkpoint_id: str
+    action: ActionSpec
+    action_hash: str
+    tier: str
+    approvers_role: str
+    approvals_required: int
+    self_approval: bool
+    requester: str
+    status: RequestStatus
+    created_at: datetime
+    deadline: datetime
+    channel: str | None = None
+    message_ts: str | None = None
+    round: int = 1
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    comment: str | None = None
+    resume_state: ResumeState = ResumeState.NONE
+    votes: tuple[Vote, ...] = ()
+
+    @property
+    def outcome(self) -> Outcome | None:
+        for outcome in Outcome:
+            if outcome.status is self.status:
+                return outcome
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One line of the append-only audit trail."""
+
+    at: datetime
+    kind: str  # decision | vote | timeout | refused | resume | run_started | run_finished ...
+    actor: str
+    run_id: str
+    graph: str
+    outcome: str
+    request_id: str | None = None
+    node: str | None = None
+    detail: str = ""
+    seq: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "at": self.at.isoformat(),
+            "kind": self.kind,
+            "actor": self.actor,
+            "outcome": self.outcome,
+            "run_id": self.run_id,
+            "thread_id": self.run_id,
+            "graph": self.graph,
+            "node": self.node,
+            "request_id": self.request_id,
+            "detail": self.detail,
+        }

@@ -1,0 +1,39 @@
+"""What the gateway needs from the outside world, as interfaces (Slack stays at the edge)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from bot.models import ApprovalRequest, Run
+
+__all__ = ["Directory", "Notifier"]
+
+
+class Notifier(Protocol):
+    """Tells people about requests and runs (Slack messages in production)."""
+
+    async def post_request(
+        self, *, run: Run, request: ApprovalRequest, mention: str | None
+    ) -> tuple[str, str]:
+        """Post a request (in the run's thread when it has one); return (channel, ts)."""
+        ...
+
+    async def update_request(self, *, run: Run, request: ApprovalRequest) -> None:
+        """Redraw a request's message to show its current state."""
+        ...
+
+    async def post_in_thread(self, *, run: Run, text: str) -> str | None:
+        """Post a line about the run in its thread (or start one); return the message ts."""
+        ...
+
+    async def tell(self, *, channel: str, user: str, text: str) -> None:
+        """Say something only `user` sees."""
+        ...
+
+
+class Directory(Protocol):
+    """Resolves a role's entries (user IDs, user-group IDs, "*") to user IDs."""
+
+    async def members(self, entries: tuple[str, ...]) -> frozenset[str] | None:
+        """The user IDs the entries name; None when "*" (anyone) is among them."""
+        ...

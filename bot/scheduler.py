@@ -1,0 +1,79 @@
+"""Durable deadlines: the database holds them, so they survive restarts and fire once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from bot.clock import Clock
+from bot.gateway import Gateway
+
+__all__ = ["DeadlineScheduler"]
+
+log = logging.getLogger(__name__)
+
+
+class DeadlineScheduler:
+    """Sleeps until the earliest pending deadline, then times those requests out.
+
+    Nothing is kept in memory but a wake-up event: on start (or after a restart) the next
+    deadline is read from the store, so deadlines that passed while the bot was down fire at
+    once. Of two replicas firing the same deadline, the store's compare-and-set lets one win.
+    """
+
+    def __init__(self, *, gateway: Gateway, clock: Clock, max_sleep: float = 30.0) -> None:
+        self._gateway = gateway
+        self._clock = clock
+        self._max_sleep = max_sleep
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        gateway.on_new_deadline(self.wake)
+
+    def wake(self) -> None:
+        """Look at the deadlines again now (a new request was created)."""
+        self._wake.set()
+
+    async def tick(self) -> int:
+        """Fire every deadline that is due; returns how many requests timed out."""
+        fired = 0
+        while True:
+            due = await self._gateway.store.due_requests(self._clock.now())
+            if not due:
+                return fired
+            for request in due:
+                if await self._gateway.expire(request.id):
+                    fired += 1
+                    lateness = (self._clock.now() - request.deadline).total_seconds()
+                    log.info("request timed out", extra={"request_id": request.id,
+                                                         "late_s": round(lateness, 3)})
+
+    async def _seconds_to_next(self) -> float:
+        deadline = await self._gateway.store.next_deadline()
+        if deadline is None:
+            return self._max_sleep
+        return min(max((deadline - self._clock.now()).total_seconds(), 0.0), self._max_sleep)
+
+    async def _loop(self) -> None:
+        await self._gateway.resume_outbox()
+        while True:
+            try:
+                await self.tick()
+                delay = await self._seconds_to_next()
+            except Exception:
+                log.exception("deadline check failed; retrying")
+                delay = 1.0
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+
+    def start(self) -> None:
+        """Recover the outbox and start watching deadlines in the background."""
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="deadlines")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

@@ -1,0 +1,98 @@
+"""The composition root: builds every part once, in order, and closes them in reverse."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import aiosqlite
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.gateway import Gateway
+from bot.policy import Policy
+from bot.scheduler import DeadlineScheduler
+from bot.slack.client import make_web_client
+from bot.slack.directory import SlackDirectory
+from bot.slack.notifier import SlackNotifier
+from bot.store import ApprovalStore, open_store
+from graphs.registry import GraphRegistry, default_registry
+
+__all__ = ["Deps", "Service", "open_service"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Deps:
+    """Collaborators a caller (a test, a bench) may replace; None means the default."""
+
+    policy: Policy | None = None
+    registry: GraphRegistry | None = None
+    clock: Clock = field(default_factory=SystemClock)
+    scheduler_max_sleep: float = 30.0
+
+
+@dataclass(frozen=True)
+class Service:
+    """Everything a running bot holds."""
+
+    settings: Settings
+    store: ApprovalStore
+    checkpointer: AsyncSqliteSaver
+    client: AsyncWebClient
+    gateway: Gateway
+    scheduler: DeadlineScheduler
+    policy: Policy
+
+
+def load_policy_for(settings: Settings) -> Policy:
+    """The policy file's rules, or the built-in default when no file is named."""
+    if settings.signoff_policy is None:
+        return Policy.default()
+    from bot.policy_file import load_policy
+
+    return load_policy(settings.signoff_policy)
+
+
+@asynccontextmanager
+async def open_service(settings: Settings, deps: Deps | None = None) -> AsyncIterator[Service]:
+    """Open the database, the checkpointer and the Slack client; start the deadlines."""
+    deps = deps or Deps()
+    policy = deps.policy or load_policy_for(settings)
+    registry = deps.registry or default_registry()
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
+    store = await open_store(settings.signoff_database)
+    conn = await aiosqlite.connect(settings.signoff_database, check_same_thread=False)
+    try:
+        checkpointer = AsyncSqliteSaver(conn)
+        await checkpointer.setup()
+        client = make_web_client(token=token, base_url=settings.slack_api_url)
+        gateway = Gateway(
+            store=store,
+            checkpointer=checkpointer,
+            registry=registry,
+            policy=policy,
+            notifier=SlackNotifier(client=client, policy=policy),
+            directory=SlackDirectory(client=client, clock=deps.clock),
+            clock=deps.clock,
+        )
+        scheduler = DeadlineScheduler(gateway=gateway, clock=deps.clock,
+                                      max_sleep=deps.scheduler_max_sleep)
+        scheduler.start()
+        log.info("signoff started", extra={"database": settings.signoff_database,
+                                           "slack_api_url": settings.slack_api_url,
+                                           "graphs": registry.names()})
+        try:
+            yield Service(settings=settings, store=store, checkpointer=checkpointer,
+                          client=client, gateway=gateway, scheduler=scheduler, policy=policy)
+        finally:
+            await scheduler.stop()
+            await gateway.drain()
+    finally:
+        await conn.close()
+        await store.close()

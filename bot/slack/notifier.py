@@ -1,0 +1,45 @@
+"""The gateway's Notifier, spoken as Slack Web API calls."""
+
+from __future__ import annotations
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.blocks import request_message
+from bot.models import ApprovalRequest, Run
+from bot.policy import Policy
+
+__all__ = ["SlackNotifier"]
+
+
+class SlackNotifier:
+    """Posts and redraws approval messages; the run's Slack thread holds everything else."""
+
+    def __init__(self, *, client: AsyncWebClient, policy: Policy) -> None:
+        self._client = client
+        self._policy = policy
+
+    def _confirm(self, request: ApprovalRequest) -> bool:
+        return self._policy.tier(request.tier).confirm
+
+    async def post_request(
+        self, *, run: Run, request: ApprovalRequest, mention: str | None
+    ) -> tuple[str, str]:
+        body = request_message(request, run=run, confirm=self._confirm(request), mention=mention)
+        resp = await self._client.chat_postMessage(
+            channel=run.channel, thread_ts=run.thread_ts, **body
+        )
+        return str(resp["channel"]), str(resp["ts"])
+
+    async def update_request(self, *, run: Run, request: ApprovalRequest) -> None:
+        assert request.channel is not None and request.message_ts is not None
+        body = request_message(request, run=run, confirm=self._confirm(request))
+        await self._client.chat_update(channel=request.channel, ts=request.message_ts, **body)
+
+    async def post_in_thread(self, *, run: Run, text: str) -> str | None:
+        resp = await self._client.chat_postMessage(
+            channel=run.channel, thread_ts=run.thread_ts, text=text
+        )
+        return str(resp["ts"])
+
+    async def tell(self, *, channel: str, user: str, text: str) -> None:
+        await self._client.chat_postEphemeral(channel=channel, user=user, text=text)

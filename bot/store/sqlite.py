@@ -1,0 +1,522 @@
+"""SQLite backend of the store: one WAL file shared with LangGraph's checkpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import aiosqlite
+
+from bot.models import (
+    ActionSpec,
+    ApprovalRequest,
+    AuditEntry,
+    Outcome,
+    RequestStatus,
+    ResumeState,
+    Run,
+    RunStatus,
+    Vote,
+)
+from bot.store.base import ApprovalStore, DecisionResult
+
+__all__ = ["MIGRATIONS", "SqliteApprovalStore"]
+
+# Ordered; entry i moves the schema from version i to i + 1. Never edit a shipped entry.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE signoff_runs (
+        id TEXT PRIMARY KEY,
+        graph TEXT NOT NULL,
+        task TEXT NOT NULL,
+        requester TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        thread_ts TEXT,
+        status TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        result TEXT,
+        error TEXT,
+        claim_owner TEXT,
+        claim_until REAL
+    );
+    CREATE INDEX signoff_runs_status ON signoff_runs (status);
+    CREATE TABLE signoff_requests (
+        id TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL REFERENCES signoff_runs (id),
+        graph TEXT NOT NULL,
+        node TEXT NOT NULL,
+        checkpoint_id TEXT NOT NULL,
+        action TEXT NOT NULL,
+        action_hash TEXT NOT NULL,
+        tier TEXT NOT NULL,
+        approvers_role TEXT NOT NULL,
+        approvals_required INTEGER NOT NULL,
+        self_approval INTEGER NOT NULL,
+        requester TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        deadline REAL NOT NULL,
+        channel TEXT,
+        message_ts TEXT,
+        round INTEGER NOT NULL,
+        decided_by TEXT,
+        decided_at REAL,
+        comment TEXT,
+        resume_state TEXT NOT NULL
+    );
+    CREATE INDEX signoff_requests_run ON signoff_requests (run_id);
+    CREATE INDEX signoff_requests_pending ON signoff_requests (deadline) WHERE status = 'pending';
+    CREATE INDEX signoff_requests_outbox ON signoff_requests (resume_state)
+        WHERE resume_state IN ('queued', 'patched');
+    CREATE TABLE signoff_votes (
+        request_id TEXT NOT NULL REFERENCES signoff_requests (id),
+        user_id TEXT NOT NULL,
+        at REAL NOT NULL,
+        PRIMARY KEY (request_id, user_id)
+    );
+    CREATE TABLE signoff_audit (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        at REAL NOT NULL,
+        kind TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        graph TEXT NOT NULL,
+        node TEXT,
+        request_id TEXT,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX signoff_audit_run ON signoff_audit (run_id);
+    CREATE TRIGGER signoff_audit_no_update BEFORE UPDATE ON signoff_audit
+        BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+    CREATE TRIGGER signoff_audit_no_delete BEFORE DELETE ON signoff_audit
+        BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+    """,
+)
+
+_REQUEST_COLUMNS = (
+    "id, run_id, graph, node, checkpoint_id, action, action_hash, tier, approvers_role, "
+    "approvals_required, self_approval, requester, status, created_at, deadline, channel, "
+    "message_ts, round, decided_by, decided_at, comment, resume_state"
+)
+_RUN_COLUMNS = "id, graph, task, requester, channel, thread_ts, status, created_at, result, error"
+
+
+def _ts(value: datetime) -> float:
+    return value.timestamp()
+
+
+def _dt(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def _run(row: sqlite3.Row) -> Run:
+    return Run(
+        id=row["id"],
+        graph=row["graph"],
+        task=row["task"],
+        requester=row["requester"],
+        channel=row["channel"],
+        thread_ts=row["thread_ts"],
+        status=RunStatus(row["status"]),
+        created_at=datetime.fromtimestamp(row["created_at"], UTC),
+        result=row["result"],
+        error=row["error"],
+    )
+
+
+def _request(row: sqlite3.Row, votes: Iterable[Vote]) -> ApprovalRequest:
+    return ApprovalRequest(
+        id=row["id"],
+        run_id=row["run_id"],
+        graph=row["graph"],
+        node=row["node"],
+        checkpoint_id=row["checkpoint_id"],
+        action=ActionSpec.from_json(json.loads(row["action"])),
+        action_hash=row["action_hash"],
+        tier=row["tier"],
+        approvers_role=row["approvers_role"],
+        approvals_required=row["approvals_required"],
+        self_approval=bool(row["self_approval"]),
+        requester=row["requester"],
+        status=RequestStatus(row["status"]),
+        created_at=datetime.fromtimestamp(row["created_at"], UTC),
+        deadline=datetime.fromtimestamp(row["deadline"], UTC),
+        channel=row["channel"],
+        message_ts=row["message_ts"],
+        round=row["round"],
+        decided_by=row["decided_by"],
+        decided_at=_dt(row["decided_at"]),
+        comment=row["comment"],
+        resume_state=ResumeState(row["resume_state"]),
+        votes=tuple(votes),
+    )
+
+
+def _audit(row: sqlite3.Row) -> AuditEntry:
+    return AuditEntry(
+        seq=row["seq"],
+        at=datetime.fromtimestamp(row["at"], UTC),
+        kind=row["kind"],
+        actor=row["actor"],
+        outcome=row["outcome"],
+        run_id=row["run_id"],
+        graph=row["graph"],
+        node=row["node"],
+        request_id=row["request_id"],
+        detail=row["detail"],
+    )
+
+
+class SqliteApprovalStore(ApprovalStore):
+    """The default backend: embedded, one file, safe across processes (WAL + BEGIN IMMEDIATE)."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+        # One connection carries one transaction at a time; coroutines take turns.
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def from_path(cls, path: str) -> SqliteApprovalStore:
+        """Open (creating if needed) the database file at `path`."""
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        await conn.execute("PRAGMA journal_mode=WAL")
+        await conn.execute("PRAGMA busy_timeout=10000")
+        await conn.execute("PRAGMA foreign_keys=ON")
+        return cls(conn)
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            # IMMEDIATE takes the write lock up front, so two processes never both read
+            # "pending" and then both write.
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            else:
+                await self._conn.execute("COMMIT")
+
+    async def _fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        async with self._lock, self._conn.execute(sql, tuple(params)) as cur:
+            return list(await cur.fetchall())
+
+    async def setup(self) -> None:
+        async with self._tx() as db:
+            await db.execute(
+                "CREATE TABLE IF NOT EXISTS signoff_migrations (v INTEGER PRIMARY KEY)"
+            )
+            async with db.execute("SELECT COALESCE(MAX(v), -1) FROM signoff_migrations") as cur:
+                row = await cur.fetchone()
+            version = int(row[0]) + 1 if row else 0
+            for v in range(version, len(MIGRATIONS)):
+                for statement in _split_sql(MIGRATIONS[v]):
+                    await db.execute(statement)
+                await db.execute("INSERT INTO signoff_migrations (v) VALUES (?)", (v,))
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+    async def ping(self) -> bool:
+        rows = await self._fetchall("SELECT 1")
+        return bool(rows) and rows[0][0] == 1
+
+    # -- runs ------------------------------------------------------------------------------
+
+    async def create_run(self, run: Run, *, owner: str, lease_until: datetime) -> None:
+        async with self._tx() as db:
+            await db.execute(
+                f"INSERT INTO signoff_runs ({_RUN_COLUMNS}, claim_owner, claim_until) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run.id,
+                    run.graph,
+                    run.task,
+                    run.requester,
+                    run.channel,
+                    run.thread_ts,
+                    run.status.value,
+                    _ts(run.created_at),
+                    run.result,
+                    run.error,
+                    owner,
+                    _ts(lease_until),
+                ),
+            )
+
+    async def get_run(self, run_id: str) -> Run | None:
+        rows = await self._fetchall(
+            f"SELECT {_RUN_COLUMNS} FROM signoff_runs WHERE id = ?", (run_id,)
+        )
+        return _run(rows[0]) if rows else None
+
+    async def list_runs(self, *, status: RunStatus | None = None) -> list[Run]:
+        if status is None:
+            rows = await self._fetchall(
+                f"SELECT {_RUN_COLUMNS} FROM signoff_runs ORDER BY created_at DESC"
+            )
+        else:
+            rows = await self._fetchall(
+                f"SELECT {_RUN_COLUMNS} FROM signoff_runs WHERE status = ? "
+                "ORDER BY created_at DESC",
+                (status.value,),
+            )
+        return [_run(r) for r in rows]
+
+    async def set_run_thread(self, run_id: str, *, channel: str, thread_ts: str) -> None:
+        async with self._tx() as db:
+            await db.execute(
+                "UPDATE signoff_runs SET channel = ?, thread_ts = ? WHERE id = ?",
+                (channel, thread_ts, run_id),
+            )
+
+    async def claim_run(
+        self, run_id: str, *, owner: str, now: datetime, lease_until: datetime
+    ) -> bool:
+        async with self._tx() as db:
+            cur = await db.execute(
+                "UPDATE signoff_runs SET status = 'running', claim_owner = ?, claim_until = ? "
+                "WHERE id = ? AND (status = 'paused' OR (status = 'running' AND claim_until < ?))",
+                (owner, _ts(lease_until), run_id, _ts(now)),
+            )
+            return cur.rowcount == 1
+
+    async def release_run(
+        self,
+        run_id: str,
+        *,
+        owner: str,
+        status: RunStatus,
+        result: str | None = None,
+        error: str | None = None,
+    ) -> bool:
+        async with self._tx() as db:
+            cur = await db.execute(
+                "UPDATE signoff_runs SET status = ?, result = COALESCE(?, result), "
+                "error = COALESCE(?, error), claim_owner = NULL, claim_until = NULL "
+                "WHERE id = ? AND claim_owner = ?",
+                (status.value, result, error, run_id, owner),
+            )
+            return cur.rowcount == 1
+
+    # -- approval requests -----------------------------------------------------------------
+
+    async def create_request(self, request: ApprovalRequest, *, audit: AuditEntry) -> None:
+        async with self._tx() as db:
+            await db.execute(
+                f"INSERT INTO signoff_requests ({_REQUEST_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    request.id,
+                    request.run_id,
+                    request.graph,
+                    request.node,
+                    request.checkpoint_id,
+                    json.dumps(request.action.to_json()),
+                    request.action_hash,
+                    request.tier,
+                    request.approvers_role,
+                    request.approvals_required,
+                    int(request.self_approval),
+                    request.requester,
+                    request.status.value,
+                    _ts(request.created_at),
+                    _ts(request.deadline),
+                    request.channel,
+                    request.message_ts,
+                    request.round,
+                    request.decided_by,
+                    None if request.decided_at is None else _ts(request.decided_at),
+                    request.comment,
+                    request.resume_state.value,
+                ),
+            )
+            await _insert_audit(db, audit)
+
+    async def _load_requests(self, where: str, params: Iterable[Any]) -> list[ApprovalRequest]:
+        async with self._lock:
+            return await _select_requests(self._conn, where, params)
+
+    async def get_request(self, request_id: str) -> ApprovalRequest | None:
+        found = await self._load_requests("id = ?", (request_id,))
+        return found[0] if found else None
+
+    async def set_request_message(self, request_id: str, *, channel: str, ts: str) -> None:
+        async with self._tx() as db:
+            await db.execute(
+                "UPDATE signoff_requests SET channel = ?, message_ts = ? WHERE id = ?",
+                (channel, ts, request_id),
+            )
+
+    async def requests_for_run(self, run_id: str) -> list[ApprovalRequest]:
+        return await self._load_requests("run_id = ? ORDER BY created_at, round", (run_id,))
+
+    async def pending_requests(self, *, limit: int | None = None) -> list[ApprovalRequest]:
+        sql = "status = 'pending' ORDER BY deadline"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return await self._load_requests(sql, ())
+
+    async def decide(
+        self,
+        request_id: str,
+        *,
+        outcome: Outcome,
+        actor: str,
+        at: datetime,
+        comment: str | None,
+        audit: AuditEntry,
+    ) -> DecisionResult:
+        async with self._tx() as db:
+            found = await _select_requests(db, "id = ?", (request_id,))
+            if not found:
+                raise KeyError(request_id)
+            current = found[0]
+            if current.status is not RequestStatus.PENDING:
+                return DecisionResult(request=current)
+            if outcome is Outcome.APPROVED and current.approvals_required > 1:
+                cur = await db.execute(
+                    "INSERT OR IGNORE INTO signoff_votes (request_id, user_id, at) VALUES (?, ?, ?)",
+                    (request_id, actor, _ts(at)),
+                )
+                if cur.rowcount == 0:
+                    return DecisionResult(request=current, duplicate_vote=True)
+                count = len(current.votes) + 1
+                if count < current.approvals_required:
+                    await _insert_audit(db, _replace_kind(audit, "vote"))
+                    after = await _select_requests(db, "id = ?", (request_id,))
+                    return DecisionResult(request=after[0], voted=True)
+            elif outcome is Outcome.APPROVED:
+                await db.execute(
+                    "INSERT OR IGNORE INTO signoff_votes (request_id, user_id, at) VALUES (?, ?, ?)",
+                    (request_id, actor, _ts(at)),
+                )
+            await db.execute(
+                "UPDATE signoff_requests SET status = ?, decided_by = ?, decided_at = ?, "
+                "comment = ?, resume_state = 'queued' WHERE id = ? AND status = 'pending'",
+                (outcome.status.value, actor, _ts(at), comment, request_id),
+            )
+            await _insert_audit(db, audit)
+            after = await _select_requests(db, "id = ?", (request_id,))
+            return DecisionResult(request=after[0], applied=True)
+
+    async def close_request(
+        self, request_id: str, *, status: RequestStatus, audit: AuditEntry
+    ) -> bool:
+        async with self._tx() as db:
+            cur = await db.execute(
+                "UPDATE signoff_requests SET status = ?, decided_at = ?, decided_by = ?, "
+                "resume_state = 'none' WHERE id = ? AND status = 'pending'",
+                (status.value, _ts(audit.at), audit.actor, request_id),
+            )
+            if cur.rowcount != 1:
+                return False
+            await _insert_audit(db, audit)
+            return True
+
+    async def set_resume_state(self, request_id: str, state: ResumeState) -> None:
+        async with self._tx() as db:
+            await db.execute(
+                "UPDATE signoff_requests SET resume_state = ? WHERE id = ?",
+                (state.value, request_id),
+            )
+
+    async def awaiting_resume(self) -> list[ApprovalRequest]:
+        return await self._load_requests(
+            "resume_state IN ('queued', 'patched') ORDER BY decided_at", ()
+        )
+
+    async def due_requests(self, now: datetime, *, limit: int = 500) -> list[ApprovalRequest]:
+        return await self._load_requests(
+            f"status = 'pending' AND deadline <= ? ORDER BY deadline LIMIT {int(limit)}",
+            (_ts(now),),
+        )
+
+    async def next_deadline(self) -> datetime | None:
+        rows = await self._fetchall(
+            "SELECT MIN(deadline) FROM signoff_requests WHERE status = 'pending'"
+        )
+        return _dt(rows[0][0]) if rows else None
+
+    # -- audit -----------------------------------------------------------------------------
+
+    async def append_audit(self, entry: AuditEntry) -> None:
+        async with self._tx() as db:
+            await _insert_audit(db, entry)
+
+    async def audit(self, *, run_id: str | None = None) -> list[AuditEntry]:
+        if run_id is None:
+            rows = await self._fetchall("SELECT * FROM signoff_audit ORDER BY seq")
+        else:
+            rows = await self._fetchall(
+                "SELECT * FROM signoff_audit WHERE run_id = ? ORDER BY seq", (run_id,)
+            )
+        return [_audit(r) for r in rows]
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration into statements, keeping trigger bodies whole."""
+    statements, buf = [], ""
+    for line in script.strip().splitlines():
+        buf += line + "\n"
+        if sqlite3.complete_statement(buf):
+            statements.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        statements.append(buf.strip())
+    return statements
+
+
+def _replace_kind(entry: AuditEntry, kind: str) -> AuditEntry:
+    return replace(entry, kind=kind)
+
+
+async def _select_requests(
+    db: aiosqlite.Connection, where: str, params: Iterable[Any]
+) -> list[ApprovalRequest]:
+    async with db.execute(
+        f"SELECT {_REQUEST_COLUMNS} FROM signoff_requests WHERE {where}", tuple(params)
+    ) as cur:
+        rows = list(await cur.fetchall())
+    if not rows:
+        return []
+    ids = [r["id"] for r in rows]
+    votes: dict[str, list[Vote]] = {i: [] for i in ids}
+    marks = ",".join("?" * len(ids))
+    async with db.execute(
+        f"SELECT request_id, user_id, at FROM signoff_votes WHERE request_id IN ({marks}) "
+        "ORDER BY at",
+        ids,
+    ) as cur:
+        for v in await cur.fetchall():
+            votes[v["request_id"]].append(
+                Vote(user=v["user_id"], at=datetime.fromtimestamp(v["at"], UTC))
+            )
+    return [_request(r, votes[r["id"]]) for r in rows]
+
+
+async def _insert_audit(db: aiosqlite.Connection, entry: AuditEntry) -> None:
+    await db.execute(
+        "INSERT INTO signoff_audit (at, kind, actor, outcome, run_id, graph, node, request_id, "
+        "detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            _ts(entry.at),
+            entry.kind,
+            entry.actor,
+            entry.outcome,
+            entry.run_id,
+            entry.graph,
+            entry.node,
+            entry.request_id,
+            entry.detail,
+        ),
+    )

@@ -1,0 +1,150 @@
+"""The `deploy` graph: plan → classify risk → (human review) → execute, replanning on request."""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypedDict
+
+from langgraph.graph import END, StateGraph
+
+from graphs.registry import GraphSpec
+
+__all__ = ["DeployState", "build_deploy_graph", "classify_risk", "deploy_spec"]
+
+_DELETES_DATA = re.compile(r"\b(drop|delete|truncate|wipe)\b", re.IGNORECASE)
+
+
+class DeployState(TypedDict, total=False):
+    task: str
+    requester: str
+    plan: str
+    risk: str
+    revisions: Annotated[list[str], operator.add]
+    history: Annotated[list[str], operator.add]
+    approval: dict[str, Any]
+    review: dict[str, Any]
+    result: str
+    executed: bool
+
+
+def classify_risk(task: str) -> Literal["low", "medium", "high", "critical"]:
+    """The seed's rules, plus a critical tier: production and deleting data."""
+    text = task.lower()
+    if "production" in text:
+        return "critical" if _DELETES_DATA.search(text) else "high"
+    if "staging" in text:
+        return "medium"
+    return "low"
+
+
+def _environment(task: str) -> str:
+    text = task.lower()
+    for env in ("production", "staging"):
+        if env in text:
+            return env
+    return "development"
+
+
+def simulate_deploy(plan: str) -> str:
+    """The default executor: it describes the deploy; real teams pass their own."""
+    return f"Executed: {plan}"
+
+
+def build_deploy_graph(
+    *, execute: Callable[[str], str] = simulate_deploy
+) -> StateGraph[DeployState]:
+    """Build the (uncompiled) deploy graph; `execute` performs the approved plan."""
+
+    def plan(state: DeployState) -> dict[str, Any]:
+        review = state.get("review") or {}
+        update: dict[str, Any] = {}
+        revisions = list(state.get("revisions", []))
+        if review.get("outcome") == "changes_requested":
+            instructions = str(review.get("comment") or "").strip()
+            revisions.append(instructions)
+            update["revisions"] = [instructions]
+            update["history"] = [
+                f"Round {len(revisions)}: changes requested by {review.get('reviewer')}: "
+                f"{instructions}"
+            ]
+            update["review"] = {}
+        text = f"Deploy plan for: {state['task']}"
+        for i, instructions in enumerate(revisions, start=1):
+            text += f"\nRevision {i}: {instructions}"
+        update["plan"] = text
+        return update
+
+    def classify(state: DeployState) -> dict[str, Any]:
+        risk = classify_risk(state["task"])
+        env = _environment(state["task"])
+        deletes = bool(_DELETES_DATA.search(state["task"]))
+        return {
+            "risk": risk,
+            "approval": {
+                "title": f"Deploy to {env}",
+                "summary": state["plan"],
+                "risk": risk,
+                "details": {"Environment": env, "Task": state["task"]},
+                "reversible": not deletes,
+                "impact": (
+                    "Deletes data: cannot be undone." if deletes
+                    else "Can be rolled back by redeploying the previous release."
+                ),
+                "step": 1,
+                "total_steps": 1,
+                "history": list(state.get("history", [])),
+            },
+        }
+
+    def human_review(state: DeployState) -> dict[str, Any]:
+        # The pause comes from interrupt_before; the gateway patches `review` in.
+        return {}
+
+    def run(state: DeployState) -> dict[str, Any]:
+        return {"result": execute(state["plan"]), "executed": True}
+
+    def stop(state: DeployState) -> dict[str, Any]:
+        review = state.get("review") or {}
+        if review.get("outcome") == "timed_out":
+            why = str(review.get("comment") or "no decision in time")
+            return {"result": f"Not executed: {why} (timed out, nobody decided)."}
+        who = review.get("reviewer") or "a reviewer"
+        comment = f": {review['comment']}" if review.get("comment") else ""
+        return {"result": f"Not executed: rejected by {who}{comment}."}
+
+    def after_classify(state: DeployState) -> str:
+        return "execute" if state["risk"] == "low" else "human_review"
+
+    def after_review(state: DeployState) -> str:
+        outcome = (state.get("review") or {}).get("outcome")
+        if outcome == "approved":
+            return "execute"
+        if outcome == "changes_requested":
+            return "plan"
+        return "stop"  # rejected, timed out, or anything unexpected: fail closed
+
+    graph = StateGraph(DeployState)
+    graph.add_node("plan", plan)
+    graph.add_node("classify", classify)
+    graph.add_node("human_review", human_review)
+    graph.add_node("execute", run)
+    graph.add_node("stop", stop)
+    graph.set_entry_point("plan")
+    graph.add_edge("plan", "classify")
+    graph.add_conditional_edges("classify", after_classify, ["execute", "human_review"])
+    graph.add_conditional_edges("human_review", after_review, ["execute", "plan", "stop"])
+    graph.add_edge("execute", END)
+    graph.add_edge("stop", END)
+    return graph
+
+
+def deploy_spec(*, execute: Callable[[str], str] = simulate_deploy) -> GraphSpec:
+    """The registry entry for `deploy`."""
+    return GraphSpec(
+        name="deploy",
+        description="Plan a deploy, classify its risk, get sign-off, then execute it.",
+        build=lambda: build_deploy_graph(execute=execute),
+        interrupt_before=("human_review",),
+    )

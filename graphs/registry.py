@@ -1,0 +1,81 @@
+"""The registry of graphs a `/signoff <graph> <task>` command can start."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from langgraph.graph import StateGraph
+
+__all__ = ["GraphRegistry", "GraphSpec", "UnknownGraphError", "default_registry"]
+
+
+@dataclass(frozen=True, slots=True)
+class GraphSpec:
+    """A named graph: how to build it, where it pauses, and how a task becomes its input.
+
+    A graph that pauses at a static breakpoint says what the reviewer should see under its
+    state key `approval` (a plain dict: title, summary, risk, details, reversible, impact,
+    step, total_steps, history) and reads the human's answer from `feedback_key`
+    (`{"outcome", "reviewer", "comment", "decided_at"}`).
+    """
+
+    name: str
+    description: str
+    build: Callable[[], StateGraph[Any]]
+    interrupt_before: tuple[str, ...] = ()
+    make_input: Callable[[str, str], Mapping[str, Any]] = lambda task, requester: {
+        "task": task,
+        "requester": requester,
+    }
+    feedback_key: str = "review"
+
+
+class UnknownGraphError(LookupError):
+    """No graph of that name is registered."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(f"unknown graph {name!r}; known graphs: {', '.join(known) or 'none'}")
+        self.name = name
+        self.known = known
+
+
+class GraphRegistry:
+    """Graphs by name, in the order they were registered."""
+
+    def __init__(self, specs: list[GraphSpec] | None = None) -> None:
+        self._specs: dict[str, GraphSpec] = {}
+        for spec in specs or []:
+            self.register(spec)
+
+    def register(self, spec: GraphSpec) -> None:
+        if spec.name in self._specs:
+            raise ValueError(f"a graph named {spec.name!r} is already registered")
+        self._specs[spec.name] = spec
+
+    def get(self, name: str) -> GraphSpec:
+        try:
+            return self._specs[name]
+        except KeyError:
+            raise UnknownGraphError(name, self.names()) from None
+
+    def describe(self) -> list[str]:
+        """One line per graph: its name and what it does."""
+        return [f"{s.name}: {s.description}" for s in self._specs.values()]
+
+    def names(self) -> list[str]:
+        return list(self._specs)
+
+    def __iter__(self) -> Iterator[GraphSpec]:
+        return iter(self._specs.values())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._specs
+
+
+def default_registry() -> GraphRegistry:
+    """The graphs bundled with signoff."""
+    from graphs.deploy import deploy_spec
+
+    return GraphRegistry([deploy_spec()])

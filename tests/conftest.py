@@ -1,0 +1,40 @@
+"""Fixtures: a Slack emulator and a real bot wired to it, both over real HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.emulator.runner import EmulatorServer
+from bot.service import Deps
+from tests.support import BOT_TOKEN, SIGNING_SECRET, ThreadedBot, bot_settings
+
+
+@pytest.fixture
+def emulator() -> Iterator[EmulatorServer]:
+    with EmulatorServer(bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET) as emu:
+        yield emu
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> str:
+    return str(tmp_path / "signoff.db")
+
+
+@pytest.fixture
+def start_bot(emulator: EmulatorServer, database: str) -> Iterator[Callable[..., ThreadedBot]]:
+    """Start a bot (several, one after the other, for restart tests) against the emulator."""
+    running: list[ThreadedBot] = []
+
+    def start(deps: Deps | None = None, **settings: object) -> ThreadedBot:
+        bot = ThreadedBot(bot_settings(emulator=emulator, database=database, **settings), deps)
+        bot.start()
+        running.append(bot)
+        emulator.events_url = bot.events_url
+        return bot
+
+    yield start
+    for bot in running:
+        bot.stop()
