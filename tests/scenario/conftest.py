@@ -1,0 +1,35 @@
+"""Scenario helpers: start a deploy and find its approval request in the emulator."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from bot.emulator.runner import EmulatorServer
+
+APPROVALS = "C0APPROVALS"
+
+
+def buttons(message: dict[str, Any]) -> list[str]:
+    """The action_ids of the buttons a message still has."""
+    return [e["action_id"] for b in message.get("blocks", []) if b["type"] == "actions"
+            for e in b["elements"]]
+
+
+@pytest.fixture
+def request_deploy(emulator: EmulatorServer) -> Callable[..., dict[str, Any]]:
+    """`/signoff deploy <task>` as alice; returns the approval message once it is posted."""
+
+    def request(task: str, *, user: str = "U0ALICE") -> dict[str, Any]:
+        before = len(emulator.state.messages(APPROVALS))
+        ack = emulator.client.slash_command(user=user, channel="C0GENERAL",
+                                            text=f"deploy {task}")
+        assert ack.status_code == 200, ack.text
+        return emulator.wait_for(
+            lambda: len(emulator.state.messages(APPROVALS)) > before
+            and emulator.state.messages(APPROVALS)[-1],
+            message=f"approval request for {task!r} posted")
+
+    return request
