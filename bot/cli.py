@@ -29,11 +29,24 @@ def _settings() -> Settings:
         raise typer.Exit(2) from None
 
 
+def _check_policy(settings: Settings) -> None:
+    """Refuse to start on a bad policy file, naming the file, the key and the problem."""
+    from bot.policy_file import PolicyError
+    from bot.service import load_policy_for
+
+    try:
+        load_policy_for(settings)
+    except PolicyError as exc:
+        typer.echo(f"signoff: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 def _serve(settings: Settings) -> None:
     import uvicorn
 
     from bot.web import create_app
 
+    _check_policy(settings)
     configure_logging(settings.log_level)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
                 log_config=None, access_log=False, lifespan="on")

@@ -1,0 +1,363 @@
+"""Read a team's policy file (TOML) into a `Policy`, failing with the file, key and problem."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from bot.policy import ANYONE, Policy, Tier
+
+__all__ = ["BUNDLED_TIERS", "PolicyError", "load_policy", "parse_duration"]
+
+BUNDLED_TIERS = ("low", "medium", "high", "critical")  # the risks the bundled graphs declare
+DEFAULT_ROLE = "reviewer"
+DEFAULT_TIMEOUT = timedelta(minutes=30)
+ON_TIMEOUT = ("reject", "approve")
+
+_CONFIRMED_TIERS = frozenset({"high", "critical"})
+_TOP_KEYS = ("roles", "defaults", "tiers")
+_DEFAULT_KEYS = ("timeout", "on_timeout", "self_approval")
+_TIER_KEYS = (
+    "approvers", "approvals", "timeout", "on_timeout", "confirm", "reversible", "self_approval",
+)
+_SLACK_ID = re.compile(r"[UWS][A-Z0-9]+")  # Slack IDs are upper case: U/W users, S groups
+_DURATION = re.compile(
+    r"(?:(?P<days>\d+)d)?\s*(?:(?P<hours>\d+)h)?\s*(?:(?P<minutes>\d+)m)?\s*(?:(?P<seconds>\d+)s)?"
+)
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+class PolicyError(ValueError):
+    """The policy file cannot be used; the message names the file, the key and the problem."""
+
+    def __init__(self, *, path: Path, key: str | None, problem: str) -> None:
+        self.path = path
+        self.key = key
+        self.problem = problem
+        super().__init__(f"{path}: {key}: {problem}" if key else f"{path}: {problem}")
+
+
+def load_policy(path: Path) -> Policy:
+    """Read and check the policy file at `path`; raise `PolicyError` on the first problem.
+
+    Every key (all optional unless marked):
+
+    [roles]                 role name = list of "*" (anyone in the workspace), user IDs
+                            (U…, W…) and user-group IDs (S…). "reviewer" is ["*"] unless set.
+    [defaults]
+      timeout               "90s", "30m", "2h", "1h30m", "1d" or seconds (int/float); 30m.
+      on_timeout            "reject" (default) or "approve" (reversible tiers only).
+      self_approval         may a requester approve their own request; false.
+    [tiers.NAME]            required for low, medium, high and critical; other names allowed.
+      approvals (required)  how many different people must approve; 0 means no pause.
+      approvers             the role whose members may decide; "reviewer".
+      timeout               as in [defaults]; the default is defaults.timeout.
+      on_timeout            as in [defaults]; the default is defaults.on_timeout.
+      confirm               approving asks "are you sure?"; true for high and critical.
+      reversible            the tier's actions can be undone; true. "approve" on timeout
+                            is allowed only when true.
+      self_approval         overrides defaults.self_approval for this tier.
+    """
+    try:
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise PolicyError(path=path, key=None, problem="no such file") from None
+    except IsADirectoryError:
+        raise PolicyError(path=path, key=None, problem="is a directory, not a file") from None
+    except OSError as exc:
+        raise PolicyError(path=path, key=None, problem=_unreadable(exc)) from None
+    except UnicodeDecodeError:
+        raise PolicyError(path=path, key=None, problem=_NOT_UTF8) from None
+    except tomllib.TOMLDecodeError as exc:
+        # tomllib's message ends "(at line L, column C)": exactly what the author needs.
+        raise PolicyError(path=path, key=None, problem=f"not valid TOML: {exc}") from None
+    try:
+        return _policy(data)
+    except _Invalid as exc:
+        raise PolicyError(path=path, key=exc.key, problem=exc.problem) from None
+
+
+def parse_duration(value: str | int | float) -> timedelta:
+    """A positive duration from "90s", "30m", "2h", "1h30m", "1d" or a number of seconds."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(_not_a_duration(value))
+    if isinstance(value, str):
+        match = _DURATION.fullmatch(value.strip())
+        if match is None or not any(match.groups()):
+            raise ValueError(_not_a_duration(value))
+        parts: dict[str, float] = {u: int(n) for u, n in match.groupdict("0").items()}
+    elif not math.isfinite(value):
+        raise ValueError(_not_a_duration(value))
+    else:
+        parts = {"seconds": value}
+    try:
+        delta = timedelta(**parts)
+    except OverflowError:
+        raise ValueError(_too_long(value)) from None
+    if delta <= timedelta(0):
+        raise ValueError(_not_positive(value))
+    return delta
+
+
+# -- checking ------------------------------------------------------------------------------
+
+
+class _Invalid(Exception):
+    """A problem at `key`; `load_policy` adds the file name."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(key, problem)
+        self.key = key
+        self.problem = problem
+
+
+@dataclass(frozen=True, slots=True)
+class _Defaults:
+    timeout: timedelta = DEFAULT_TIMEOUT
+    on_timeout: str = "reject"
+    self_approval: bool = False
+
+
+def _policy(data: Mapping[str, Any]) -> Policy:
+    _known_keys(data, _TOP_KEYS, where=None)
+    roles = _roles(data.get("roles", {}))
+    defaults = _defaults(data.get("defaults", {}))
+    if "tiers" not in data:
+        raise _Invalid("tiers", _missing_tiers(BUNDLED_TIERS))
+    tiers_table = _table(data["tiers"], "tiers")
+    missing = [name for name in BUNDLED_TIERS if name not in tiers_table]
+    if missing:
+        raise _Invalid("tiers", _missing_tiers(missing))
+    tiers = {
+        name: _tier(name, spec, roles=roles, defaults=defaults)
+        for name, spec in tiers_table.items()
+    }
+    return Policy(tiers=tiers, roles=roles, self_approval=defaults.self_approval)
+
+
+def _roles(raw: object) -> dict[str, tuple[str, ...]]:
+    roles: dict[str, tuple[str, ...]] = {DEFAULT_ROLE: (ANYONE,)}
+    for name, entries in _table(raw, "roles").items():
+        key = _key("roles", name)
+        if not isinstance(entries, list):
+            raise _Invalid(key, _must_be(_A_ROLE_LIST, entries))
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, str):
+                raise _Invalid(f"{key}[{index}]", _must_be("a string", entry))
+            if entry != ANYONE and not _SLACK_ID.fullmatch(entry):
+                raise _Invalid(f"{key}[{index}]", _not_a_member(entry))
+        roles[name] = tuple(dict.fromkeys(entries))  # the same ID twice is one person
+    return roles
+
+
+def _defaults(raw: object) -> _Defaults:
+    table = _table(raw, "defaults")
+    _known_keys(table, _DEFAULT_KEYS, where="defaults")
+    fallback = _Defaults()
+    return _Defaults(
+        timeout=_duration(table, "timeout", where="defaults", default=fallback.timeout),
+        on_timeout=_on_timeout(table, where="defaults", default=fallback.on_timeout),
+        self_approval=_bool(table, "self_approval", where="defaults",
+                            default=fallback.self_approval),
+    )
+
+
+def _tier(
+    name: str, raw: object, *, roles: Mapping[str, tuple[str, ...]], defaults: _Defaults
+) -> Tier:
+    where = _key("tiers", name)
+    spec = _table(raw, where)
+    _known_keys(spec, _TIER_KEYS, where=where)
+    if "approvals" not in spec:
+        raise _Invalid(f"{where}.approvals", _MISSING_APPROVALS)
+    approvals = spec["approvals"]
+    # bool is an int subclass in Python, but `approvals = true` is a mistake, not a 1.
+    if isinstance(approvals, bool) or not isinstance(approvals, int) or approvals < 0:
+        raise _Invalid(f"{where}.approvals", _must_be("a whole number, 0 or more", approvals))
+    approvers = spec.get("approvers", DEFAULT_ROLE)
+    if not isinstance(approvers, str):
+        raise _Invalid(f"{where}.approvers", _must_be("a role name (a string)", approvers))
+    if approvers not in roles:
+        raise _Invalid(f"{where}.approvers", _unknown_role(approvers, roles))
+    members = roles[approvers]
+    if approvals > len(members) and not _unbounded(members):
+        raise _Invalid(f"{where}.approvals", _too_few_members(approvals, approvers, members))
+    reversible = _bool(spec, "reversible", where=where, default=True)
+    on_timeout = _on_timeout(spec, where=where, default=defaults.on_timeout)
+    if on_timeout == "approve" and not reversible:
+        raise _Invalid(f"{where}.on_timeout", _approve_irreversible(where, spec))
+    return Tier(
+        name=name,
+        approvals=approvals,
+        approvers=approvers,
+        timeout=_duration(spec, "timeout", where=where, default=defaults.timeout),
+        on_timeout=on_timeout,
+        confirm=_bool(spec, "confirm", where=where, default=name in _CONFIRMED_TIERS),
+        reversible=reversible,
+        # None, not the default's value, so the tier follows `Policy.self_approval`.
+        self_approval=(
+            _bool(spec, "self_approval", where=where, default=False)
+            if "self_approval" in spec else None
+        ),
+    )
+
+
+def _unbounded(members: tuple[str, ...]) -> bool:
+    # Groups are resolved when someone clicks, so their size is unknown while loading.
+    return any(m == ANYONE or m.startswith("S") for m in members)
+
+
+def _table(value: object, key: str) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise _Invalid(key, _must_be("a table", value))
+    return value
+
+
+def _known_keys(table: Mapping[str, Any], valid: tuple[str, ...], *, where: str | None) -> None:
+    for name in table:
+        if name not in valid:
+            key = f"{where}.{_key(name)}" if where else _key(name)
+            raise _Invalid(key, _unknown_key(name, valid, top_level=where is None))
+
+
+def _bool(table: Mapping[str, Any], name: str, *, where: str, default: bool) -> bool:
+    if name not in table:
+        return default
+    if not isinstance(table[name], bool):
+        raise _Invalid(f"{where}.{name}", _must_be("true or false", table[name]))
+    return bool(table[name])
+
+
+def _duration(
+    table: Mapping[str, Any], name: str, *, where: str, default: timedelta
+) -> timedelta:
+    if name not in table:
+        return default
+    try:
+        return parse_duration(table[name])
+    except ValueError as exc:
+        raise _Invalid(f"{where}.{name}", str(exc)) from None
+
+
+def _on_timeout(table: Mapping[str, Any], *, where: str, default: str) -> str:
+    value = table.get("on_timeout", default)
+    if value not in ON_TIMEOUT:
+        raise _Invalid(f"{where}.on_timeout", _must_be('"reject" or "approve"', value))
+    return str(value)
+
+
+def _key(*parts: str) -> str:
+    """A dotted TOML key, quoting the parts that are not bare keys (`tiers."db prod"`)."""
+    return ".".join(p if _BARE_KEY.fullmatch(p) else _quote(p) for p in parts)
+
+
+# -- wording: every sentence a policy author reads ----------------------------------------
+
+_FORMS = '"90s", "30m", "2h", "1h30m", "1d" or a number of seconds'
+_NOT_UTF8 = "is not UTF-8 text, which TOML requires"
+_A_ROLE_LIST = 'a list of IDs such as ["*"] or ["U0123ABCD", "S0456EFGH"]'
+_MISSING_APPROVALS = "missing; say how many different people must approve (0: no pause)"
+
+
+def _quote(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _show(value: object) -> str:
+    """A value as the author wrote it in TOML."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return _quote(value)
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return "a date or time"
+
+
+def _and(words: Iterable[str]) -> str:
+    items = list(words)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _must_be(expected: str, value: object) -> str:
+    return f"must be {expected}, not {_show(value)}"
+
+
+def _unreadable(exc: OSError) -> str:
+    return f"cannot be read ({exc.strerror or exc})"
+
+
+def _unknown_key(name: str, valid: tuple[str, ...], *, top_level: bool) -> str:
+    if top_level and name in _DEFAULT_KEYS:
+        return f"unknown top-level key; put {name} under [defaults]"
+    if top_level and name in BUNDLED_TIERS:
+        return f"unknown top-level key; did you mean [tiers.{name}]?"
+    close = difflib.get_close_matches(name, valid, n=1)
+    if close:
+        return f"unknown key; did you mean {_quote(close[0])}?"
+    return f"unknown key; expected one of {_and(valid)}"
+
+
+def _unknown_role(role: str, roles: Mapping[str, object]) -> str:
+    problem = f"names role {_quote(role)}, which [roles] does not define"
+    close = difflib.get_close_matches(role, list(roles), n=1)
+    if close:
+        return f"{problem}; did you mean {_quote(close[0])}?"
+    return f"{problem}; defined roles: {_and(sorted(roles))}"
+
+
+def _not_a_member(entry: str) -> str:
+    return (
+        f'{_quote(entry)} is not "*", a user ID (U… or W…) or a user-group ID (S…); '
+        "use Slack IDs, not names"
+    )
+
+
+def _too_few_members(approvals: int, role: str, members: tuple[str, ...]) -> str:
+    needs = f"needs {approvals} approval{'s' if approvals != 1 else ''}"
+    if not members:
+        return f"{needs} but role {_quote(role)} has no members"
+    has = f"{len(members)} member{'s' if len(members) != 1 else ''}"
+    return f"{needs} but role {_quote(role)} has only {has} ({', '.join(members)})"
+
+
+def _approve_irreversible(where: str, spec: Mapping[str, Any]) -> str:
+    problem = '"approve" is allowed only on a reversible tier, and this one has reversible = false'
+    if "on_timeout" in spec:
+        return problem
+    return (
+        f'{problem} ("approve" comes from defaults.on_timeout; '
+        f'set on_timeout = "reject" under [{where}])'
+    )
+
+
+def _missing_tiers(names: Iterable[str]) -> str:
+    listed = [_quote(n) for n in names]
+    return (
+        f"missing tier{'s' if len(listed) != 1 else ''} {_and(listed)} "
+        f"(the bundled graphs use {_and(BUNDLED_TIERS)})"
+    )
+
+
+def _not_a_duration(value: object) -> str:
+    return f"{_show(value)} is not a duration; write {_FORMS}"
+
+
+def _not_positive(value: object) -> str:
+    return f"must be more than zero, not {_show(value)}; write {_FORMS}"
+
+
+def _too_long(value: object) -> str:
+    return f"{_show(value)} is too long a duration"
