@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from bot.messages import slack_time
-from bot.models import ApprovalRequest, RequestStatus, Run
+from bot.models import SYSTEM_ACTOR, ApprovalRequest, RequestStatus, Run
 
 __all__ = [
     "ACTION_APPROVE",
@@ -54,12 +54,13 @@ def _field(label: str, value: str) -> dict[str, Any]:
 
 
 def _outcome_line(request: ApprovalRequest) -> str:
-    who = f"<@{request.decided_by}>" if request.decided_by else "signoff"
+    who = ("signoff" if request.decided_by in (None, SYSTEM_ACTOR)
+           else f"<@{request.decided_by}>")
     when = f" at {slack_time(request.decided_at)}" if request.decided_at else ""
     comment = f"\n> {request.comment}" if request.comment else ""
     if request.status is RequestStatus.APPROVED:
-        voters = ", ".join(f"<@{v.user}>" for v in request.votes) or who
-        return f":white_check_mark: *Approved* by {voters}{when}"
+        voters = ", ".join(f"<@{v.user}>" for v in request.votes if v.user != SYSTEM_ACTOR)
+        return f":white_check_mark: *Approved* by {voters or who}{when}{comment}"
     if request.status is RequestStatus.REJECTED:
         return f":no_entry: *Rejected* by {who}{when}{comment}"
     if request.status is RequestStatus.REVISING:

@@ -17,6 +17,7 @@ from bot import messages
 from bot.clock import Clock
 from bot.describe import describe_pause
 from bot.models import (
+    SYSTEM_ACTOR,
     ApprovalRequest,
     AuditEntry,
     Outcome,
@@ -33,8 +34,6 @@ from graphs.registry import GraphRegistry, GraphSpec
 __all__ = ["DecisionReply", "Gateway", "InvalidCommandError", "new_id"]
 
 log = logging.getLogger(__name__)
-
-SYSTEM_ACTOR = "signoff"
 
 
 def new_id(prefix: str) -> str:
@@ -210,6 +209,8 @@ class Gateway:
         node = state.next[0]
         action = describe_pause(state.values, node=node)
         tier = self._policy.tier(action.risk)
+        timeout = (tier.timeout if action.timeout_seconds is None
+                   else timedelta(seconds=action.timeout_seconds))
         checkpoint_id = str(state.config["configurable"]["checkpoint_id"])
         previous = await self._store.requests_for_run(run.id)
         now = self._clock.now()
@@ -222,14 +223,16 @@ class Gateway:
             action=action,
             action_hash=action.digest(),
             tier=tier.name,
-            approvers_role=tier.approvers,
+            approvers_role=action.approvers or tier.approvers,
             approvals_required=max(tier.approvals, 1),
-            self_approval=self._policy.self_approval,
+            self_approval=(self._policy.self_approval if tier.self_approval is None
+                           else tier.self_approval),
             requester=run.requester,
             status=RequestStatus.PENDING,
             created_at=now,
-            deadline=now + tier.timeout,
+            deadline=now + timeout,
             round=sum(1 for p in previous if p.node == node) + 1,
+            on_timeout=action.on_timeout or tier.on_timeout,
         )
         await self._store.create_request(
             request,
@@ -247,7 +250,7 @@ class Gateway:
             return
         self._on_new_deadline()
         current = await self._store.get_run(run.id) or run
-        mention = self._mention(tier.approvers) if tier.confirm else None
+        mention = self._mention(request.approvers_role) if tier.confirm else None
         try:
             channel, ts = await self._notifier.post_request(run=current, request=request,
                                                             mention=mention)
@@ -294,7 +297,10 @@ class Gateway:
             return request, DecisionReply(
                 False, messages.refused(refusal, role=request.approvers_role))
         if await self._is_stale(request):
-            await self._close_stale(run, request, actor=user)
+            if not await self._close_stale(run, request, actor=user):
+                # Somebody decided it meanwhile (and the resume moved the thread on).
+                latest = await self._store.get_request(request.id) or request
+                return latest, DecisionReply(False, messages.already_decided(latest))
             return request, DecisionReply(False, messages.stale())
         return request, None
 
@@ -316,10 +322,14 @@ class Gateway:
             await self._close_stale(run=await self._require_run(request), request=request,
                                     actor=SYSTEM_ACTOR)
             return False
-        tier = self._policy.tier(request.tier)
-        reason = messages.timeout_reason(tier.timeout)
-        reply = await self._apply(request.id, outcome=Outcome.TIMED_OUT, actor=SYSTEM_ACTOR,
-                                  comment=reason)
+        reason = messages.timeout_reason(request.timeout)
+        if request.on_timeout == "approve" and request.action.reversible:
+            # Chosen by the policy for reversible actions only; anything else fails closed.
+            reply = await self._apply(request.id, outcome=Outcome.APPROVED, actor=SYSTEM_ACTOR,
+                                      comment=f"{reason}; approved by default (reversible)")
+        else:
+            reply = await self._apply(request.id, outcome=Outcome.TIMED_OUT,
+                                      actor=SYSTEM_ACTOR, comment=reason)
         return reply.accepted
 
     async def _apply(
@@ -370,7 +380,7 @@ class Gateway:
         current = state.config.get("configurable", {}).get("checkpoint_id")
         return current != request.checkpoint_id or request.node not in state.next
 
-    async def _close_stale(self, run: Run, request: ApprovalRequest, *, actor: str) -> None:
+    async def _close_stale(self, run: Run, request: ApprovalRequest, *, actor: str) -> bool:
         closed = await self._store.close_request(
             request.id, status=RequestStatus.STALE,
             audit=AuditEntry(at=self._clock.now(), kind="stale", actor=actor, outcome="stale",
@@ -381,6 +391,7 @@ class Gateway:
             after = await self._store.get_request(request.id)
             if after is not None:
                 await self._redraw(run, after)
+        return closed
 
     async def _require_run(self, request: ApprovalRequest) -> Run:
         run = await self._store.get_run(request.run_id)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 __all__ = [
+    "SYSTEM_ACTOR",
     "ActionSpec",
     "ApprovalRequest",
     "AuditEntry",
@@ -20,6 +21,9 @@ __all__ = [
     "RunStatus",
     "Vote",
 ]
+
+
+SYSTEM_ACTOR = "signoff"  # the actor of decisions nobody made: timeouts, policy defaults
 
 
 class RunStatus(StrEnum):
@@ -88,6 +92,10 @@ class ActionSpec:
     step: int = 1
     total_steps: int = 1
     history: tuple[str, ...] = ()
+    # A graph (a pipeline stage, say) may set these for its breakpoint; None: the tier's.
+    approvers: str | None = None
+    timeout_seconds: float | None = None
+    on_timeout: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -100,6 +108,9 @@ class ActionSpec:
             "step": self.step,
             "total_steps": self.total_steps,
             "history": list(self.history),
+            "approvers": self.approvers,
+            "timeout_seconds": self.timeout_seconds,
+            "on_timeout": self.on_timeout,
         }
 
     @classmethod
@@ -114,6 +125,10 @@ class ActionSpec:
             step=int(data.get("step", 1)),
             total_steps=int(data.get("total_steps", 1)),
             history=tuple(str(h) for h in data.get("history", ())),
+            approvers=None if data.get("approvers") is None else str(data["approvers"]),
+            timeout_seconds=(None if data.get("timeout_seconds") is None
+                             else float(data["timeout_seconds"])),
+            on_timeout=None if data.get("on_timeout") is None else str(data["on_timeout"]),
         )
 
     def digest(self) -> str:
@@ -177,6 +192,11 @@ class ApprovalRequest:
     comment: str | None = None
     resume_state: ResumeState = ResumeState.NONE
     votes: tuple[Vote, ...] = ()
+    on_timeout: str = "reject"
+
+    @property
+    def timeout(self) -> timedelta:
+        return self.deadline - self.created_at
 
     @property
     def outcome(self) -> Outcome | None:

@@ -50,7 +50,7 @@ class SlackEventsClient:
         self.base_url = base_url.rstrip("/")
         self.clock = clock
         # Slack gives up on an ack after 3 s and shows the user "operation timed out".
-        self._http = httpx.Client(timeout=timeout)
+        self._http = httpx.Client(timeout=timeout, trust_env=False)
 
     def close(self) -> None:
         self._http.close()

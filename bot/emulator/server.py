@@ -58,7 +58,8 @@ def create_app(*, state: EmulatorState,
         fault = state.take_fault(method)
         if fault is not None:
             body: Json = {"ok": False, "error": fault.error}
-            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after else {}
+            headers = ({"Retry-After": str(fault.retry_after)}
+                       if fault.status == 429 and fault.retry_after is not None else {})
             state.record_call(method=method, params=params, status=fault.status, response=body)
             return JSONResponse(body, status_code=fault.status, headers=headers)
         try:

@@ -89,6 +89,20 @@ class EmulatorState:
         self._calls: list[Call] = []
         self._deliveries: list[Delivery] = []
 
+    def reset(self) -> None:
+        """Forget every message, view, trigger, fault and record; keep the workspace."""
+        with self._lock:
+            self._messages.clear()
+            self._edits.clear()
+            self._ephemerals.clear()
+            self._views.clear()
+            self._view_meta.clear()
+            self._triggers.clear()
+            self._response_urls.clear()
+            self._faults.clear()
+            self._calls.clear()
+            self._deliveries.clear()
+
     # ids -----------------------------------------------------------------
     def next_ts(self) -> str:
         """A message ts, unique and increasing even when the clock stands still."""

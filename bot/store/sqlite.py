@@ -68,7 +68,8 @@ MIGRATIONS: tuple[str, ...] = (
         decided_by TEXT,
         decided_at REAL,
         comment TEXT,
-        resume_state TEXT NOT NULL
+        resume_state TEXT NOT NULL,
+        on_timeout TEXT NOT NULL DEFAULT 'reject'
     );
     CREATE INDEX signoff_requests_run ON signoff_requests (run_id);
     CREATE INDEX signoff_requests_pending ON signoff_requests (deadline) WHERE status = 'pending';
@@ -103,7 +104,7 @@ MIGRATIONS: tuple[str, ...] = (
 _REQUEST_COLUMNS = (
     "id, run_id, graph, node, checkpoint_id, action, action_hash, tier, approvers_role, "
     "approvals_required, self_approval, requester, status, created_at, deadline, channel, "
-    "message_ts, round, decided_by, decided_at, comment, resume_state"
+    "message_ts, round, decided_by, decided_at, comment, resume_state, on_timeout"
 )
 _RUN_COLUMNS = "id, graph, task, requester, channel, thread_ts, status, created_at, result, error"
 
@@ -156,6 +157,7 @@ def _request(row: sqlite3.Row, votes: Iterable[Vote]) -> ApprovalRequest:
         comment=row["comment"],
         resume_state=ResumeState(row["resume_state"]),
         votes=tuple(votes),
+        on_timeout=row["on_timeout"],
     )
 
 
@@ -314,7 +316,7 @@ class SqliteApprovalStore(ApprovalStore):
         async with self._tx() as db:
             await db.execute(
                 f"INSERT INTO signoff_requests ({_REQUEST_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     request.id,
                     request.run_id,
@@ -338,6 +340,7 @@ class SqliteApprovalStore(ApprovalStore):
                     None if request.decided_at is None else _ts(request.decided_at),
                     request.comment,
                     request.resume_state.value,
+                    request.on_timeout,
                 ),
             )
             await _insert_audit(db, audit)

@@ -28,6 +28,11 @@ function userName(id) {
   return u ? u.name : id;
 }
 
+function channelName(id) {
+  const c = (state.data?.channels || []).find((x) => x.id === id);
+  return c ? c.name : id;
+}
+
 // Slack's mrkdwn, the common subset: *bold*, _italic_, ~strike~, `code`, mentions, links.
 function mrkdwn(text) {
   return escapeHtml(text)
@@ -36,7 +41,8 @@ function mrkdwn(text) {
       (_, id) => `<span class="mention">@${escapeHtml(userName(id))}</span>`)
     .replace(/&lt;!subteam\^([A-Z0-9]+)(?:\|([^&]*))?&gt;/g,
       (_, id, label) => `<span class="mention">${label || "@" + id}</span>`)
-    .replace(/&lt;#([CD][A-Z0-9]+)(?:\|([^&]*))?&gt;/g, (_, id, label) => `#${label || id}`)
+    .replace(/&lt;#([CD][A-Z0-9]+)(?:\|([^&]*))?&gt;/g,
+      (_, id, label) => `#${escapeHtml(label || channelName(id))}`)
     .replace(/&lt;(https?:[^|&]+)(?:\|([^&]+))?&gt;/g,
       (_, url, label) => `<a href="${url}" target="_blank">${label || url}</a>`)
     .replace(/(^|[\s(])\*([^*\n]+)\*(?=$|[\s).,!?:;])/g, "$1<b>$2</b>")
