@@ -95,7 +95,8 @@ def test_invalid_blocks_are_refused_and_not_stored(web_client: WebClient,
     assert "150" in info.value.response["errors"][0]
     assert emulator.state.messages(APPROVALS) == []
     ts = web_client.chat_postMessage(channel=APPROVALS, text="ok")["ts"]
-    assert error_of(lambda: web_client.chat_update(channel=APPROVALS, ts=ts, text="x", blocks=bad)) == \
+    assert error_of(lambda: web_client.chat_update(channel=APPROVALS, ts=ts, text="x",
+                                                   blocks=bad)) == \
         "invalid_blocks"
     assert emulator.state.message(APPROVALS, ts)["text"] == "ok"  # type: ignore[index]
 

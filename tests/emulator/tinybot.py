@@ -74,7 +74,7 @@ class TinyBot:
 
 
 def build_bolt_app(bot: TinyBot, *, api_url: str) -> App:
-    app = App(signing_secret=SIGNING_SECRET, token=BOT_TOKEN,
+    app = App(signing_secret=SIGNING_SECRET,
               client=WebClient(token=BOT_TOKEN, base_url=api_url),
               token_verification_enabled=False)
 

@@ -94,13 +94,16 @@ def test_double_click_gives_one_decision(
 
         with ThreadPoolExecutor(2) as pool:
             assert list(pool.map(click, ["U0BOB", "U0CAROL"])) == [200, 200]
-        bot.idle()
+        emulator.wait_for(lambda ts=request["ts"]: [
+            m for m in emulator.state.thread(APPROVALS, ts) if "finished" in m["text"]],
+            message="the approved run finished")
+    emulator.wait_for(lambda: len([
+        e for u in ("U0BOB", "U0CAROL") for e in emulator.state.ephemerals(u)
+        if "already approved by" in e["text"]]) == 5, message="each loser told who won")
+    bot.idle()
     assert len(executions.plans) == 5 and len(set(executions.plans)) == 5
     audit = bot.call(lambda: bot.service.store.audit())
     assert len([e for e in audit if e.kind == "decision"]) == 5
-    losers = [e for u in ("U0BOB", "U0CAROL") for e in emulator.state.ephemerals(u)
-              if "already approved by" in e["text"]]
-    assert len(losers) == 5
 
 
 def test_click_racing_the_deadline_gives_one_outcome(
