@@ -11,20 +11,42 @@ from bot.models import SYSTEM_ACTOR, ApprovalRequest, RequestStatus, Run
 __all__ = [
     "ACTION_APPROVE",
     "ACTION_CHANGES",
+    "ACTION_EDIT",
+    "ACTION_IGNORE",
     "ACTION_REJECT",
+    "ACTION_RESPOND",
+    "ARG_BLOCK_PREFIX",
+    "ARG_INPUT",
     "CHANGES_BLOCK",
     "CHANGES_INPUT",
     "CHANGES_VIEW",
+    "EDIT_VIEW",
+    "REJECT_VIEW",
+    "RESPOND_VIEW",
+    "TEXT_BLOCK",
+    "TEXT_INPUT",
     "changes_modal",
+    "edit_modal",
     "request_message",
+    "text_modal",
 ]
 
 ACTION_APPROVE = "signoff.approve"
 ACTION_REJECT = "signoff.reject"
 ACTION_CHANGES = "signoff.changes"
+ACTION_EDIT = "signoff.edit"
+ACTION_RESPOND = "signoff.respond"
+ACTION_IGNORE = "signoff.ignore"
 CHANGES_VIEW = "signoff.changes_modal"
+RESPOND_VIEW = "signoff.respond_modal"
+REJECT_VIEW = "signoff.reject_modal"
+EDIT_VIEW = "signoff.edit_modal"
 CHANGES_BLOCK = "instructions"
 CHANGES_INPUT = "instructions_input"
+TEXT_BLOCK = CHANGES_BLOCK
+TEXT_INPUT = CHANGES_INPUT
+ARG_BLOCK_PREFIX = "arg:"
+ARG_INPUT = "value"
 
 _RISK_BADGE = {
     "low": ":large_green_circle: Low",
@@ -70,10 +92,30 @@ def _outcome_line(request: ApprovalRequest) -> str:
         return f":hourglass: *Timed out*: {reason}{when}. Not executed (nobody approved)."
     if request.status is RequestStatus.CANCELLED:
         return f":no_entry_sign: *Cancelled* by {who}{when}"
+    if request.status is RequestStatus.EDITED:
+        return f":pencil: *Approved with edits* by {who}{when}\n{_changes(request)}"
+    if request.status is RequestStatus.RESPONDED:
+        return f":speech_balloon: *Answered instead of running the tool* by {who}{when}{comment}"
+    if request.status is RequestStatus.IGNORED:
+        return f":fast_forward: *Skipped* by {who}{when}"
     if request.status is RequestStatus.STALE:
         return (f":ghost: *Stale*: the run moved on before this was decided{when}; "
                 "nothing was approved.")
     return ""
+
+
+def _changes(request: ApprovalRequest) -> str:
+    """What the reviewer changed in the tool's arguments: `arg`: old → new."""
+    before = request.options.get("args", {})
+    after = request.edited_args or {}
+    lines = [f"• `{k}`: {_short(before.get(k))} → {_short(after.get(k))}"
+             for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
+    return "\n".join(lines) or "No argument changed."
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return _cut(text, 200)
 
 
 def request_message(
@@ -136,63 +178,117 @@ def request_message(
     return {"text": _cut(text, 3000), "blocks": blocks}
 
 
+_BUTTONS = {
+    "approve": (ACTION_APPROVE, "Approve", "primary"),
+    "edit": (ACTION_EDIT, "Edit", None),
+    "respond": (ACTION_RESPOND, "Respond", None),
+    "changes": (ACTION_CHANGES, "Request changes", None),
+    "ignore": (ACTION_IGNORE, "Ignore", None),
+    "reject": (ACTION_REJECT, "Reject", "danger"),
+}
+
+
 def _buttons(request: ApprovalRequest, *, confirm: bool) -> dict[str, Any]:
-    approve: dict[str, Any] = {
-        "type": "button",
-        "action_id": ACTION_APPROVE,
-        "text": _plain("Approve"),
-        "style": "primary",
-        "value": request.id,
-    }
-    if confirm:
-        approve["confirm"] = {
-            "title": _plain("Approve this action?"),
-            "text": _mrkdwn(_cut(
-                f"*{request.action.title}* is {request.tier} risk"
-                + ("" if request.action.reversible else " and cannot be undone")
-                + ". Approve it?", 300)),
-            "confirm": _plain("Approve"),
-            "deny": _plain("Cancel"),
-            "style": "primary",
-        }
-    votes = len(request.votes)
+    elements = []
+    for decision in ("approve", "edit", "respond", "reject", "changes", "ignore"):
+        if decision not in request.decisions:
+            continue
+        action_id, label, style = _BUTTONS[decision]
+        button: dict[str, Any] = {"type": "button", "action_id": action_id,
+                                  "text": _plain(label), "value": request.id}
+        if style:
+            button["style"] = style
+        if decision == "approve" and confirm:
+            button["confirm"] = {
+                "title": _plain("Approve this action?"),
+                "text": _mrkdwn(_cut(
+                    f"*{request.action.title}* is {request.tier} risk"
+                    + ("" if request.action.reversible else " and cannot be undone")
+                    + ". Approve it?", 300)),
+                "confirm": _plain("Approve"),
+                "deny": _plain("Cancel"),
+                "style": "primary",
+            }
+        elements.append(button)
     return {
         "type": "actions",
-        "block_id": f"decide:{request.id}:{votes}",
-        "elements": [
-            approve,
-            {"type": "button", "action_id": ACTION_REJECT, "text": _plain("Reject"),
-             "style": "danger", "value": request.id},
-            {"type": "button", "action_id": ACTION_CHANGES, "text": _plain("Request changes"),
-             "value": request.id},
-        ],
+        "block_id": f"decide:{request.id}:{len(request.votes)}",
+        "elements": elements,
     }
 
 
-def changes_modal(request: ApprovalRequest, *, channel: str) -> dict[str, Any]:
-    """The modal that asks for revision instructions."""
+_TEXT_MODALS = {
+    CHANGES_VIEW: ("Request changes", "Send back", "What should change?",
+                   "e.g. roll out to 10% first", False),
+    RESPOND_VIEW: ("Respond", "Send", "Your answer, given to the agent instead of the tool",
+                   "e.g. Use the staging bucket instead", False),
+    REJECT_VIEW: ("Reject", "Reject", "Why? (the agent is told)",
+                  "e.g. Never email customers directly", True),
+}
+
+
+def text_modal(request: ApprovalRequest, *, channel: str, callback_id: str) -> dict[str, Any]:
+    """A modal asking for one text: revision instructions, an answer, or a reason."""
+    title, submit, label, placeholder, optional = _TEXT_MODALS[callback_id]
     return {
         "type": "modal",
-        "callback_id": CHANGES_VIEW,
+        "callback_id": callback_id,
         "private_metadata": json.dumps({"request_id": request.id, "channel": channel}),
-        "title": _plain("Request changes"),
-        "submit": _plain("Send back"),
+        "title": _plain(title),
+        "submit": _plain(submit),
         "close": _plain("Cancel"),
         "blocks": [
             {"type": "section", "text": _mrkdwn(_cut(
                 f"*{request.action.title}*\n{request.action.summary}", _SECTION_MAX))},
             {
                 "type": "input",
-                "block_id": CHANGES_BLOCK,
-                "label": _plain("What should change?"),
+                "block_id": TEXT_BLOCK,
+                "optional": optional,
+                "label": _plain(label),
                 "element": {
                     "type": "plain_text_input",
-                    "action_id": CHANGES_INPUT,
+                    "action_id": TEXT_INPUT,
                     "multiline": True,
                     "max_length": 2000,
-                    "placeholder": _plain("e.g. roll out to 10% first"),
+                    "placeholder": _plain(placeholder),
                 },
             },
         ],
     }
 
+
+def changes_modal(request: ApprovalRequest, *, channel: str) -> dict[str, Any]:
+    """The modal that asks for revision instructions."""
+    return text_modal(request, channel=channel, callback_id=CHANGES_VIEW)
+
+
+def edit_modal(request: ApprovalRequest, *, channel: str) -> dict[str, Any]:
+    """One input per tool argument, prefilled; non-text values are edited as JSON."""
+    args: dict[str, Any] = request.options.get("args", {})
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": _mrkdwn(_cut(
+        f"Edit the arguments of *{request.action.title}*. Text is taken as it is; "
+        "other values are JSON.", _SECTION_MAX))}]
+    for name, value in list(args.items())[:90]:
+        is_text = isinstance(value, str)
+        shown = value if is_text else json.dumps(value, indent=2 if isinstance(
+            value, dict | list) else None)
+        blocks.append({
+            "type": "input",
+            "block_id": _cut(f"{ARG_BLOCK_PREFIX}{name}", 255),
+            "label": _plain(_cut(name if is_text else f"{name} (JSON)", 2000)),
+            "element": {
+                "type": "plain_text_input",
+                "action_id": ARG_INPUT,
+                "multiline": not is_text or len(shown) > 60,
+                "initial_value": _cut(shown, 3000),
+            },
+        })
+    return {
+        "type": "modal",
+        "callback_id": EDIT_VIEW,
+        "private_metadata": json.dumps({"request_id": request.id, "channel": channel}),
+        "title": _plain("Edit and approve"),
+        "submit": _plain("Approve edited"),
+        "close": _plain("Cancel"),
+        "blocks": blocks,
+    }

@@ -11,11 +11,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.types import StateSnapshot
+from langgraph.types import Command, StateSnapshot
 
 from bot import messages
 from bot.clock import Clock
-from bot.describe import describe_pause
+from bot.interrupts import NoSafeDefault, feedback, resume_value, review_items
 from bot.models import (
     SYSTEM_ACTOR,
     ApprovalRequest,
@@ -26,6 +26,7 @@ from bot.models import (
     Run,
     RunStatus,
 )
+from bot.pauses import build_request
 from bot.policy import Policy, Refusal, check_decision
 from bot.ports import Directory, Notifier
 from bot.store import ApprovalStore
@@ -206,51 +207,46 @@ class Gateway:
         await self._pause(run, spec, state)
 
     async def _pause(self, run: Run, spec: GraphSpec, state: StateSnapshot) -> None:
-        node = state.next[0]
-        action = describe_pause(state.values, node=node)
-        tier = self._policy.tier(action.risk)
-        timeout = (tier.timeout if action.timeout_seconds is None
-                   else timedelta(seconds=action.timeout_seconds))
+        """Make one request per review item, then post them (the run is ours until then)."""
+        nodes = {i.id: t.name for t in state.tasks for i in t.interrupts}
+        items = review_items(state.values, node=state.next[0], interrupts=state.interrupts,
+                             default_risk=spec.risk)
         checkpoint_id = str(state.config["configurable"]["checkpoint_id"])
         previous = await self._store.requests_for_run(run.id)
         now = self._clock.now()
-        request = ApprovalRequest(
-            id=self._ids("req"),
-            run_id=run.id,
-            graph=run.graph,
-            node=node,
-            checkpoint_id=checkpoint_id,
-            action=action,
-            action_hash=action.digest(),
-            tier=tier.name,
-            approvers_role=action.approvers or tier.approvers,
-            approvals_required=max(tier.approvals, 1),
-            self_approval=(self._policy.self_approval if tier.self_approval is None
-                           else tier.self_approval),
-            requester=run.requester,
-            status=RequestStatus.PENDING,
-            created_at=now,
-            deadline=now + timeout,
-            round=sum(1 for p in previous if p.node == node) + 1,
-            on_timeout=action.on_timeout or tier.on_timeout,
-        )
-        await self._store.create_request(
-            request,
-            audit=AuditEntry(at=now, kind="request", actor=SYSTEM_ACTOR, outcome="pending",
-                             run_id=run.id, graph=run.graph, node=node, request_id=request.id,
-                             detail=f"{tier.name}: {action.title}"),
-        )
+        requests = []
+        for item in items:
+            node = nodes.get(item.interrupt_id or "", state.next[0])
+            request = build_request(run=run, item=item, node=node, checkpoint_id=checkpoint_id,
+                                    policy=self._policy, now=now, new_id=self._ids,
+                                    previous=previous)
+            await self._store.create_request(
+                request,
+                audit=AuditEntry(at=now, kind="request", actor=SYSTEM_ACTOR, outcome="pending",
+                                 run_id=run.id, graph=run.graph, node=node,
+                                 request_id=request.id,
+                                 detail=f"{request.tier}: {request.action.title}"),
+            )
+            requests.append(request)
         await self._store.release_run(run.id, owner=self._owner, status=RunStatus.PAUSED)
-        log.info("run paused for approval",
-                 extra={"run_id": run.id, "request_id": request.id, "tier": tier.name})
-        if not tier.pauses:
-            # The policy lets this tier through: decide at once, on the record.
-            await self._apply(request.id, outcome=Outcome.APPROVED, actor=SYSTEM_ACTOR,
-                              comment=f"tier {tier.name} needs no approval")
-            return
+        log.info("run paused for approval", extra={
+            "run_id": run.id, "requests": [r.id for r in requests], "kind": items[0].kind})
         self._on_new_deadline()
+        for request in requests:
+            tier = self._policy.tier(request.tier)
+            if not tier.pauses:
+                # The policy lets this tier through: decide at once, on the record.
+                await self._apply(request.id, outcome=Outcome.APPROVED, actor=SYSTEM_ACTOR,
+                                  comment=f"tier {tier.name} needs no approval")
+                continue
+            await self._post(run, request,
+                             mention=self._mention(request.approvers_role) if tier.confirm
+                             else None)
+        # A decision (a timeout, say) may have landed while we still held the run.
+        self._spawn(self._resume_run(run.id), name=f"resume {run.id}")
+
+    async def _post(self, run: Run, request: ApprovalRequest, *, mention: str | None) -> None:
         current = await self._store.get_run(run.id) or run
-        mention = self._mention(request.approvers_role) if tier.confirm else None
         try:
             channel, ts = await self._notifier.post_request(run=current, request=request,
                                                             mention=mention)
@@ -258,14 +254,10 @@ class Gateway:
             # Fail closed: the request stays pending and times out if nobody can see it.
             log.exception("could not post the approval request",
                           extra={"run_id": run.id, "request_id": request.id})
-        else:
-            await self._store.set_request_message(request.id, channel=channel, ts=ts)
-            if current.thread_ts is None:
-                await self._store.set_run_thread(run.id, channel=channel, thread_ts=ts)
-        # A decision (a timeout, say) may have landed while we still held the run.
-        after = await self._store.get_request(request.id)
-        if after is not None and after.resume_state is ResumeState.QUEUED:
-            self._spawn(self._resume(request.id), name=f"resume {request.id}")
+            return
+        await self._store.set_request_message(request.id, channel=channel, ts=ts)
+        if current.thread_ts is None:
+            await self._store.set_run_thread(run.id, channel=channel, thread_ts=ts)
 
     def _mention(self, role: str) -> str | None:
         entries = self._policy.role_members(role)
@@ -285,6 +277,8 @@ class Gateway:
         if request.status is not RequestStatus.PENDING:
             return request, DecisionReply(False, messages.already_decided(request))
         run = await self._require_run(request)
+        if DECISION_OF[outcome] not in request.decisions:
+            return request, DecisionReply(False, messages.not_offered(DECISION_OF[outcome]))
         members = await self._directory.members(
             self._policy.role_members(request.approvers_role)
         )
@@ -305,13 +299,50 @@ class Gateway:
         return request, None
 
     async def decide(
-        self, *, request_id: str, user: str, outcome: Outcome, comment: str | None = None
+        self,
+        *,
+        request_id: str,
+        user: str,
+        outcome: Outcome,
+        comment: str | None = None,
+        edited_args: dict[str, Any] | None = None,
     ) -> DecisionReply:
         """A person's click: checked, recorded exactly once, then the thread is resumed."""
         _, refusal = await self.check(request_id=request_id, user=user, outcome=outcome)
         if refusal is not None:
             return refusal
-        return await self._apply(request_id, outcome=outcome, actor=user, comment=comment)
+        return await self._apply(request_id, outcome=outcome, actor=user, comment=comment,
+                                 edited_args=edited_args)
+
+    async def edit_errors(self, request: ApprovalRequest, args: dict[str, Any]) -> dict[str, str]:
+        """Why edited tool arguments would be refused, by argument name; empty when fine.
+
+        Per-call HITL interrupts carry the tool's own schema (`response_schema`): the edit is
+        checked against it here, before it is recorded, so LangGraph never sees a bad answer.
+        """
+        errors = {k: "This argument is required." for k in request.options.get("args", {})
+                  if k not in args or args[k] in ("", None)}
+        if errors or request.kind != "hitl_call":
+            return errors
+        run = await self._require_run(request)
+        state = await self._graph(self._registry.get(run.graph)).aget_state(
+            self._config(run.id))
+        schema = next((i.response_schema for i in state.interrupts
+                       if i.id == request.interrupt_id), None)
+        if schema is None:
+            return {}
+        from pydantic import TypeAdapter, ValidationError
+
+        decision = {"type": "edit",
+                    "edited_action": {"name": request.options.get("tool"), "args": args}}
+        try:
+            TypeAdapter(schema).validate_python(decision)
+        except ValidationError as exc:
+            for err in exc.errors():
+                loc = [str(p) for p in err["loc"]]
+                name = next((p for p in loc if p in args), next(iter(args), "args"))
+                errors.setdefault(name, err["msg"])
+        return errors
 
     async def expire(self, request_id: str) -> bool:
         """The deadline passed: fail closed (reject) unless somebody decided first."""
@@ -333,13 +364,20 @@ class Gateway:
         return reply.accepted
 
     async def _apply(
-        self, request_id: str, *, outcome: Outcome, actor: str, comment: str | None
+        self,
+        request_id: str,
+        *,
+        outcome: Outcome,
+        actor: str,
+        comment: str | None,
+        edited_args: dict[str, Any] | None = None,
     ) -> DecisionReply:
         request = await self._store.get_request(request_id)
         assert request is not None
         now = self._clock.now()
         result = await self._store.decide(
             request_id, outcome=outcome, actor=actor, at=now, comment=comment,
+            edited_args=edited_args,
             audit=AuditEntry(at=now, kind="timeout" if outcome is Outcome.TIMED_OUT
                              else "decision", actor=actor, outcome=outcome.value,
                              run_id=request.run_id, graph=request.graph, node=request.node,
@@ -357,7 +395,7 @@ class Gateway:
         await self._redraw(run, result.request)
         if result.voted:
             return DecisionReply(True, messages.vote_recorded(result.request))
-        self._spawn(self._resume(request_id), name=f"resume {request_id}")
+        self._spawn(self._resume_run(request.run_id), name=f"resume {request.run_id}")
         return DecisionReply(True)
 
     async def _redraw(self, run: Run, request: ApprovalRequest) -> None:
@@ -377,8 +415,7 @@ class Gateway:
             return True
         state = await self._graph(self._registry.get(run.graph)).aget_state(
             self._config(run.id))
-        current = state.config.get("configurable", {}).get("checkpoint_id")
-        return current != request.checkpoint_id or request.node not in state.next
+        return not _still_paused_at(state, request)
 
     async def _close_stale(self, run: Run, request: ApprovalRequest, *, actor: str) -> bool:
         closed = await self._store.close_request(
@@ -401,60 +438,116 @@ class Gateway:
 
     # -- resuming --------------------------------------------------------------------------
 
-    async def _resume(self, request_id: str) -> None:
-        """Patch the decision into the thread and continue it, holding the run's claim."""
-        request = await self._store.get_request(request_id)
-        if request is None or request.resume_state not in (ResumeState.QUEUED,
-                                                            ResumeState.PATCHED):
-            return
-        run = await self._require_run(request)
-        claimed = await self._store.claim_run(run.id, owner=self._owner, now=self._clock.now(),
-                                              lease_until=self._lease_until())
-        if not claimed:
-            log.info("resume deferred: the run is held elsewhere",
-                     extra={"run_id": run.id, "request_id": request.id})
-            return
+    async def _ready(self, run_id: str) -> list[ApprovalRequest]:
+        """The decided requests of the oldest pause whose every request is decided."""
+        requests = await self._store.requests_for_run(run_id)
+        waiting = [r for r in requests
+                   if r.resume_state in (ResumeState.QUEUED, ResumeState.PATCHED)]
+        if not waiting:
+            return []
+        pause = waiting[0].checkpoint_id
+        siblings = [r for r in requests if r.checkpoint_id == pause]
+        if any(r.status is RequestStatus.PENDING for r in siblings):
+            return []
+        return [r for r in siblings if r.resume_state in (ResumeState.QUEUED,
+                                                          ResumeState.PATCHED)]
+
+    async def _resume_run(self, run_id: str) -> None:
+        """Resume the run once every request of its pause is decided, holding its claim.
+
+        The claim (in the database) makes this safe against double clicks, a click racing a
+        timeout, and other replicas: only the holder resumes, and it looks again for
+        decisions that landed while it held the run before letting go.
+        """
+        while True:
+            if not await self._store.claim_run(run_id, owner=self._owner,
+                                               now=self._clock.now(),
+                                               lease_until=self._lease_until()):
+                return  # held elsewhere: the holder re-checks before it lets go
+            group = await self._ready(run_id)
+            if group:
+                break
+            await self._store.release_run(run_id, owner=self._owner, status=RunStatus.PAUSED)
+            if not await self._ready(run_id):
+                return
+        run = await self._store.get_run(run_id)
+        assert run is not None
         spec = self._registry.get(run.graph)
-        graph = self._graph(spec)
-        config = self._config(run.id)
         try:
-            if request.resume_state is ResumeState.QUEUED:
-                state = await graph.aget_state(config)
-                current = state.config.get("configurable", {}).get("checkpoint_id")
-                if current != request.checkpoint_id or request.node not in state.next:
-                    await self._refuse_stale_resume(run, request)
-                    return
-                await graph.aupdate_state(config, {spec.feedback_key: _feedback(request)})
-                await self._store.set_resume_state(request.id, ResumeState.PATCHED)
-            await graph.ainvoke(None, config)
+            if not await self._continue(run, spec, group):
+                return
         except Exception as exc:
-            await self._store.set_resume_state(request.id, ResumeState.DONE)
+            for request in group:
+                await self._store.set_resume_state(request.id, ResumeState.DONE)
             await self._fail(run, exc)
             return
-        await self._store.set_resume_state(request.id, ResumeState.DONE)
-        await self._audit(run, kind="resume", actor=SYSTEM_ACTOR, outcome=request.status.value,
-                          node=request.node, request_id=request.id)
-        log.info("run resumed", extra={"run_id": run.id, "request_id": request.id,
-                                       "outcome": request.status.value})
+        for request in group:
+            await self._store.set_resume_state(request.id, ResumeState.DONE)
+            await self._audit(run, kind="resume", actor=SYSTEM_ACTOR,
+                              outcome=request.status.value, node=request.node,
+                              request_id=request.id)
+        log.info("run resumed", extra={"run_id": run.id, "requests": [r.id for r in group]})
         await self._after_step(run, spec)
 
-    async def _refuse_stale_resume(self, run: Run, request: ApprovalRequest) -> None:
+    async def _continue(self, run: Run, spec: GraphSpec, group: list[ApprovalRequest]) -> bool:
+        """Hand the decisions to the thread and run it on; False if it could not be."""
+        graph = self._graph(spec)
+        config = self._config(run.id)
+        state = await graph.aget_state(config)
+        first = group[0]
+        if first.kind == "static":
+            if first.resume_state is ResumeState.QUEUED:
+                if not _still_paused_at(state, first):
+                    await self._refuse_stale_resume(run, group, state)
+                    return False
+                await graph.aupdate_state(config, {spec.feedback_key: feedback(first)})
+                await self._store.set_resume_state(first.id, ResumeState.PATCHED)
+            await graph.ainvoke(None, config)
+            return True
+        if not all(_still_paused_at(state, r) for r in group):
+            await self._refuse_stale_resume(run, group, state)
+            return False
+        by_interrupt: dict[str, list[ApprovalRequest]] = {}
+        for request in group:
+            by_interrupt.setdefault(str(request.interrupt_id), []).append(request)
+        try:
+            resume = {iid: resume_value(reqs[0].kind, reqs) for iid, reqs in by_interrupt.items()}
+        except NoSafeDefault:
+            await self._stop_undecidable(run, group)
+            return False
+        await graph.ainvoke(Command(resume=resume), config)
+        return True
+
+    async def _stop_undecidable(self, run: Run, group: list[ApprovalRequest]) -> None:
+        """A timeout on a step that offers no way to decline: stop the run, resume nothing."""
+        for request in group:
+            await self._store.set_resume_state(request.id, ResumeState.DONE)
+        text = messages.no_safe_default()
+        await self._store.release_run(run.id, owner=self._owner, status=RunStatus.CANCELLED,
+                                      result=text)
+        await self._audit(run, kind="run_stopped", actor=SYSTEM_ACTOR, outcome="cancelled",
+                          detail=text)
+        await self._say(run, f":hourglass: Run `{run.id}` stopped: {text}")
+
+    async def _refuse_stale_resume(
+        self, run: Run, group: list[ApprovalRequest], state: StateSnapshot
+    ) -> None:
         log.warning("resume refused: thread is no longer paused at the request",
-                    extra={"run_id": run.id, "request_id": request.id})
-        await self._store.set_resume_state(request.id, ResumeState.DONE)
-        await self._audit(run, kind="resume_refused", actor=SYSTEM_ACTOR, outcome="stale",
-                          node=request.node, request_id=request.id, detail="thread moved on")
-        state = await self._graph(self._registry.get(run.graph)).aget_state(
-            self._config(run.id))
+                    extra={"run_id": run.id, "requests": [r.id for r in group]})
+        for request in group:
+            await self._store.set_resume_state(request.id, ResumeState.DONE)
+            await self._audit(run, kind="resume_refused", actor=SYSTEM_ACTOR, outcome="stale",
+                              node=request.node, request_id=request.id,
+                              detail="thread moved on")
         status = RunStatus.PAUSED if state.next else RunStatus.FINISHED
         await self._store.release_run(run.id, owner=self._owner, status=status)
 
     async def resume_outbox(self) -> int:
-        """Resume every decided-not-resumed request whose run is free (start-up, ticks)."""
-        waiting = await self._store.awaiting_resume()
-        for request in waiting:
-            self._spawn(self._resume(request.id), name=f"resume {request.id}")
-        return len(waiting)
+        """Resume every run with decided-not-resumed requests (start-up, after a crash)."""
+        runs = {r.run_id for r in await self._store.awaiting_resume()}
+        for run_id in runs:
+            self._spawn(self._resume_run(run_id), name=f"resume {run_id}")
+        return len(runs)
 
     # -- cancelling ------------------------------------------------------------------------
 
@@ -485,14 +578,25 @@ class Gateway:
         return f"Cancelled run `{run.id}`."
 
 
-def _feedback(request: ApprovalRequest) -> dict[str, Any]:
-    """What the graph reads back: a timeout is said as a timeout, never as a person's no."""
-    outcome = request.outcome
-    return {
-        "outcome": outcome.value if outcome else request.status.value,
-        "reviewer": None if request.decided_by == SYSTEM_ACTOR else request.decided_by,
-        "approvers": [v.user for v in request.votes],
-        "comment": request.comment,
-        "decided_at": request.decided_at.isoformat() if request.decided_at else None,
-        "request_id": request.id,
-    }
+
+DECISION_OF = {
+    Outcome.APPROVED: "approve",
+    Outcome.REJECTED: "reject",
+    Outcome.CHANGES_REQUESTED: "changes",
+    Outcome.EDITED: "edit",
+    Outcome.RESPONDED: "respond",
+    Outcome.IGNORED: "ignore",
+    Outcome.TIMED_OUT: "timeout",
+}
+
+
+def _still_paused_at(state: StateSnapshot, request: ApprovalRequest) -> bool:
+    """Whether the thread still waits exactly where the request was made.
+
+    A dynamic interrupt is bound to its id (LangGraph ignores answers to consumed ids);
+    a static breakpoint to the checkpoint the reviewer saw.
+    """
+    if request.interrupt_id is not None:
+        return any(i.id == request.interrupt_id for i in state.interrupts)
+    current = state.config.get("configurable", {}).get("checkpoint_id")
+    return current == request.checkpoint_id and request.node in state.next

@@ -9,6 +9,8 @@ from bot.policy import Refusal
 
 __all__ = [
     "already_decided",
+    "no_safe_default",
+    "not_offered",
     "pending_list",
     "unknown_request",
     "human_duration",
@@ -93,6 +95,15 @@ def pending_list(requests: list[ApprovalRequest]) -> str:
     if len(requests) > 20:
         lines.append(f"…and {len(requests) - 20} more.")
     return "\n".join(lines)
+
+
+def not_offered(decision: str) -> str:
+    return f"This request does not offer \"{decision}\"; nothing was recorded."
+
+
+def no_safe_default() -> str:
+    return ("nobody decided in time, and this step offers no way to decline it, "
+            "so the run was stopped without resuming; nothing was approved.")
 
 
 def stale() -> str:

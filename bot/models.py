@@ -46,6 +46,9 @@ class RequestStatus(StrEnum):
     TIMED_OUT = "timed_out"
     CANCELLED = "cancelled"
     STALE = "stale"
+    EDITED = "edited"
+    RESPONDED = "responded"
+    IGNORED = "ignored"
 
     @property
     def is_open(self) -> bool:
@@ -59,15 +62,15 @@ class Outcome(StrEnum):
     REJECTED = "rejected"
     CHANGES_REQUESTED = "changes_requested"
     TIMED_OUT = "timed_out"
+    EDITED = "edited"  # approved with the reviewer's changes to the arguments
+    RESPONDED = "responded"  # the reviewer answered in the tool's place
+    IGNORED = "ignored"  # the reviewer skipped the step (Agent Inbox)
 
     @property
     def status(self) -> RequestStatus:
-        return {
-            Outcome.APPROVED: RequestStatus.APPROVED,
-            Outcome.REJECTED: RequestStatus.REJECTED,
-            Outcome.CHANGES_REQUESTED: RequestStatus.REVISING,
-            Outcome.TIMED_OUT: RequestStatus.TIMED_OUT,
-        }[self]
+        if self is Outcome.CHANGES_REQUESTED:
+            return RequestStatus.REVISING
+        return RequestStatus(self.value)
 
 
 class ResumeState(StrEnum):
@@ -193,6 +196,19 @@ class ApprovalRequest:
     resume_state: ResumeState = ResumeState.NONE
     votes: tuple[Vote, ...] = ()
     on_timeout: str = "reject"
+    # How the thread paused: "static" (a breakpoint), "value" (a plain interrupt()),
+    # "hitl_batch" / "hitl_call" (LangChain's HumanInTheLoopMiddleware), "inbox"
+    # (Agent Inbox HumanInterrupt). Dynamic ones are bound to their interrupt id.
+    kind: str = "static"
+    interrupt_id: str | None = None
+    item: int = 0
+    options: dict[str, Any] = field(default_factory=dict)  # decisions, tool, args, schema
+    edited_args: dict[str, Any] | None = None
+
+    @property
+    def decisions(self) -> tuple[str, ...]:
+        """The decisions a reviewer may make: approve, reject, changes, edit, respond, ignore."""
+        return tuple(self.options.get("decisions", ("approve", "reject", "changes")))
 
     @property
     def timeout(self) -> timedelta:

@@ -83,7 +83,7 @@ def check_decision(
     """Whether `user` may give `outcome` on `request`; `members` None means anyone may."""
     if members is not None and user not in members:
         return Refusal.NOT_APPROVER
-    if outcome is Outcome.APPROVED:
+    if outcome in (Outcome.APPROVED, Outcome.EDITED, Outcome.RESPONDED):
         if user == request.requester and not request.self_approval:
             return Refusal.SELF_APPROVAL
         if any(v.user == user for v in request.votes):

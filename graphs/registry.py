@@ -30,6 +30,7 @@ class GraphSpec:
         "requester": requester,
     }
     feedback_key: str = "review"
+    risk: str = "medium"  # the tier of requests whose payload names none (tool calls, say)
 
 
 class UnknownGraphError(LookupError):
@@ -77,5 +78,6 @@ class GraphRegistry:
 def default_registry() -> GraphRegistry:
     """The graphs bundled with signoff."""
     from graphs.deploy import deploy_spec
+    from graphs.email import email_spec
 
-    return GraphRegistry([deploy_spec()])
+    return GraphRegistry([deploy_spec(), email_spec()])

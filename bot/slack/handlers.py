@@ -13,11 +13,20 @@ from bot import messages
 from bot.blocks import (
     ACTION_APPROVE,
     ACTION_CHANGES,
+    ACTION_EDIT,
+    ACTION_IGNORE,
     ACTION_REJECT,
-    CHANGES_BLOCK,
-    CHANGES_INPUT,
+    ACTION_RESPOND,
+    ARG_BLOCK_PREFIX,
+    ARG_INPUT,
     CHANGES_VIEW,
-    changes_modal,
+    EDIT_VIEW,
+    REJECT_VIEW,
+    RESPOND_VIEW,
+    TEXT_BLOCK,
+    TEXT_INPUT,
+    edit_modal,
+    text_modal,
 )
 from bot.gateway import Gateway, InvalidCommandError, new_id
 from bot.models import Outcome
@@ -26,11 +35,27 @@ __all__ = ["register_handlers"]
 
 log = logging.getLogger(__name__)
 
-_DECISIONS = {ACTION_APPROVE: Outcome.APPROVED, ACTION_REJECT: Outcome.REJECTED}
+_AT_ONCE = {
+    ACTION_APPROVE: Outcome.APPROVED,
+    ACTION_REJECT: Outcome.REJECTED,
+    ACTION_IGNORE: Outcome.IGNORED,
+}
+_MODAL_FOR = {  # button → (outcome checked before opening, modal's callback_id)
+    ACTION_CHANGES: (Outcome.CHANGES_REQUESTED, CHANGES_VIEW),
+    ACTION_RESPOND: (Outcome.RESPONDED, RESPOND_VIEW),
+    ACTION_REJECT: (Outcome.REJECTED, REJECT_VIEW),
+    ACTION_EDIT: (Outcome.EDITED, EDIT_VIEW),
+}
+_TEXT_OUTCOME = {
+    CHANGES_VIEW: Outcome.CHANGES_REQUESTED,
+    RESPOND_VIEW: Outcome.RESPONDED,
+    REJECT_VIEW: Outcome.REJECTED,
+}
+_TOOL_KINDS = ("hitl_batch", "hitl_call")
 
 
 def register_handlers(app: AsyncApp, *, gateway: Gateway, approval_channel: str | None) -> None:
-    """Wire the `/signoff` command, the three buttons and the changes modal."""
+    """Wire the `/signoff` command, the decision buttons and their modals."""
 
     async def on_command(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
         word, _, rest = str(command.get("text", "")).strip().partition(" ")
@@ -66,48 +91,96 @@ def register_handlers(app: AsyncApp, *, gateway: Gateway, approval_channel: str 
             log.exception("could not start run", extra={"run_id": run_id, "graph": word})
             await respond(f"Run `{run_id}` could not be started; nothing was done.")
 
-    async def on_decision(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+    async def on_button(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
         action = body["actions"][0]
+        action_id, request_id = action["action_id"], str(action.get("value", ""))
         user, channel = body["user"]["id"], body["channel"]["id"]
-        reply = await gateway.decide(request_id=str(action["value"]), user=user,
-                                     outcome=_DECISIONS[action["action_id"]])
+        if action_id in _MODAL_FOR and await _wants_modal(action_id, request_id):
+            outcome, callback_id = _MODAL_FOR[action_id]
+            request, refusal = await gateway.check(request_id=request_id, user=user,
+                                                   outcome=outcome)
+            if refusal is not None or request is None:
+                text = refusal.message if refusal and refusal.message \
+                    else messages.unknown_request()
+                await client.chat_postEphemeral(channel=channel, user=user, text=text)
+                return
+            view = (edit_modal(request, channel=channel) if callback_id == EDIT_VIEW
+                    else text_modal(request, channel=channel, callback_id=callback_id))
+            await client.views_open(trigger_id=body["trigger_id"], view=view)
+            return
+        reply = await gateway.decide(request_id=request_id, user=user,
+                                     outcome=_AT_ONCE[action_id])
         if reply.message:
             await client.chat_postEphemeral(channel=channel, user=user, text=reply.message)
 
-    async def on_changes(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
-        await ack()
-        action = body["actions"][0]
-        user, channel = body["user"]["id"], body["channel"]["id"]
-        request, refusal = await gateway.check(request_id=str(action["value"]), user=user,
-                                               outcome=Outcome.CHANGES_REQUESTED)
-        if refusal is not None or request is None:
-            text = refusal.message if refusal and refusal.message else messages.unknown_request()
-            await client.chat_postEphemeral(channel=channel, user=user, text=text)
-            return
-        await client.views_open(trigger_id=body["trigger_id"],
-                                view=changes_modal(request, channel=channel))
+    async def _wants_modal(action_id: str, request_id: str) -> bool:
+        if action_id != ACTION_REJECT:
+            return True
+        # A tool call's reject carries the reviewer's reason back to the model.
+        request = await gateway.store.get_request(request_id)
+        return request is not None and request.kind in _TOOL_KINDS
 
-    async def on_changes_submitted(
+    async def on_text_submitted(
         ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
     ) -> None:
-        value = view["state"]["values"].get(CHANGES_BLOCK, {}).get(CHANGES_INPUT, {})
-        instructions = str(value.get("value") or "").strip()
-        if not instructions:
+        callback_id = view["callback_id"]
+        value = view["state"]["values"].get(TEXT_BLOCK, {}).get(TEXT_INPUT, {})
+        text = str(value.get("value") or "").strip()
+        if not text and callback_id != REJECT_VIEW:
             await ack(response_action="errors",
-                      errors={CHANGES_BLOCK: "Say what should change before sending it back."})
+                      errors={TEXT_BLOCK: "Write something before sending it."})
             return
         await ack()
         meta = json.loads(view["private_metadata"])
         user = body["user"]["id"]
         reply = await gateway.decide(request_id=str(meta["request_id"]), user=user,
-                                     outcome=Outcome.CHANGES_REQUESTED, comment=instructions)
+                                     outcome=_TEXT_OUTCOME[callback_id], comment=text or None)
+        if reply.message:
+            await client.chat_postEphemeral(channel=meta["channel"], user=user,
+                                            text=reply.message)
+
+    async def on_edit_submitted(
+        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        meta = json.loads(view["private_metadata"])
+        request = await gateway.store.get_request(str(meta["request_id"]))
+        if request is None:
+            await ack(response_action="errors", errors={})
+            return
+        original: dict[str, Any] = request.options.get("args", {})
+        args: dict[str, Any] = {}
+        errors: dict[str, str] = {}
+        for block_id, inputs in view["state"]["values"].items():
+            if not block_id.startswith(ARG_BLOCK_PREFIX):
+                continue
+            name = block_id[len(ARG_BLOCK_PREFIX):]
+            raw = str(inputs.get(ARG_INPUT, {}).get("value") or "")
+            if isinstance(original.get(name), str):
+                args[name] = raw
+                continue
+            try:
+                args[name] = json.loads(raw)
+            except ValueError as exc:
+                errors[block_id] = f"Not valid JSON: {exc.msg} (line {exc.lineno})."
+        if not errors:
+            errors = {f"{ARG_BLOCK_PREFIX}{k}": v
+                      for k, v in (await gateway.edit_errors(request, args)).items()}
+        if errors:
+            await ack(response_action="errors", errors=errors)
+            return
+        await ack()
+        user = body["user"]["id"]
+        reply = await gateway.decide(request_id=request.id, user=user, outcome=Outcome.EDITED,
+                                     edited_args=args)
         if reply.message:
             await client.chat_postEphemeral(channel=meta["channel"], user=user,
                                             text=reply.message)
 
     app.command("/signoff")(on_command)
-    app.action(ACTION_APPROVE)(on_decision)
-    app.action(ACTION_REJECT)(on_decision)
-    app.action(ACTION_CHANGES)(on_changes)
-    app.view(CHANGES_VIEW)(on_changes_submitted)
+    for action_id in (ACTION_APPROVE, ACTION_REJECT, ACTION_IGNORE, ACTION_CHANGES,
+                      ACTION_RESPOND, ACTION_EDIT):
+        app.action(action_id)(on_button)
+    for callback_id in _TEXT_OUTCOME:
+        app.view(callback_id)(on_text_submitted)
+    app.view(EDIT_VIEW)(on_edit_submitted)

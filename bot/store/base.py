@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from bot.models import (
     ApprovalRequest,
@@ -128,6 +129,7 @@ class ApprovalStore(abc.ABC):
         at: datetime,
         comment: str | None,
         audit: AuditEntry,
+        edited_args: dict[str, Any] | None = None,
     ) -> DecisionResult:
         """Apply a decision with compare-and-set; append `audit` in the same transaction.
 

@@ -69,7 +69,12 @@ MIGRATIONS: tuple[str, ...] = (
         decided_at REAL,
         comment TEXT,
         resume_state TEXT NOT NULL,
-        on_timeout TEXT NOT NULL DEFAULT 'reject'
+        on_timeout TEXT NOT NULL DEFAULT 'reject',
+        kind TEXT NOT NULL DEFAULT 'static',
+        interrupt_id TEXT,
+        item INTEGER NOT NULL DEFAULT 0,
+        options TEXT NOT NULL DEFAULT '{}',
+        edited_args TEXT
     );
     CREATE INDEX signoff_requests_run ON signoff_requests (run_id);
     CREATE INDEX signoff_requests_pending ON signoff_requests (deadline) WHERE status = 'pending';
@@ -104,9 +109,13 @@ MIGRATIONS: tuple[str, ...] = (
 _REQUEST_COLUMNS = (
     "id, run_id, graph, node, checkpoint_id, action, action_hash, tier, approvers_role, "
     "approvals_required, self_approval, requester, status, created_at, deadline, channel, "
-    "message_ts, round, decided_by, decided_at, comment, resume_state, on_timeout"
+    "message_ts, round, decided_by, decided_at, comment, resume_state, on_timeout, kind, "
+    "interrupt_id, item, options, edited_args"
 )
 _RUN_COLUMNS = "id, graph, task, requester, channel, thread_ts, status, created_at, result, error"
+
+
+_INSERT_VOTE = "INSERT OR IGNORE INTO signoff_votes (request_id, user_id, at) VALUES (?, ?, ?)"
 
 
 def _ts(value: datetime) -> float:
@@ -158,6 +167,11 @@ def _request(row: sqlite3.Row, votes: Iterable[Vote]) -> ApprovalRequest:
         resume_state=ResumeState(row["resume_state"]),
         votes=tuple(votes),
         on_timeout=row["on_timeout"],
+        kind=row["kind"],
+        interrupt_id=row["interrupt_id"],
+        item=row["item"],
+        options=json.loads(row["options"]),
+        edited_args=None if row["edited_args"] is None else json.loads(row["edited_args"]),
     )
 
 
@@ -316,7 +330,7 @@ class SqliteApprovalStore(ApprovalStore):
         async with self._tx() as db:
             await db.execute(
                 f"INSERT INTO signoff_requests ({_REQUEST_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"VALUES ({', '.join('?' * 28)})",
                 (
                     request.id,
                     request.run_id,
@@ -341,6 +355,11 @@ class SqliteApprovalStore(ApprovalStore):
                     request.comment,
                     request.resume_state.value,
                     request.on_timeout,
+                    request.kind,
+                    request.interrupt_id,
+                    request.item,
+                    json.dumps(request.options),
+                    None if request.edited_args is None else json.dumps(request.edited_args),
                 ),
             )
             await _insert_audit(db, audit)
@@ -378,6 +397,7 @@ class SqliteApprovalStore(ApprovalStore):
         at: datetime,
         comment: str | None,
         audit: AuditEntry,
+        edited_args: dict[str, Any] | None = None,
     ) -> DecisionResult:
         async with self._tx() as db:
             found = await _select_requests(db, "id = ?", (request_id,))
@@ -388,7 +408,7 @@ class SqliteApprovalStore(ApprovalStore):
                 return DecisionResult(request=current)
             if outcome is Outcome.APPROVED and current.approvals_required > 1:
                 cur = await db.execute(
-                    "INSERT OR IGNORE INTO signoff_votes (request_id, user_id, at) VALUES (?, ?, ?)",
+                    _INSERT_VOTE,
                     (request_id, actor, _ts(at)),
                 )
                 if cur.rowcount == 0:
@@ -400,13 +420,15 @@ class SqliteApprovalStore(ApprovalStore):
                     return DecisionResult(request=after[0], voted=True)
             elif outcome is Outcome.APPROVED:
                 await db.execute(
-                    "INSERT OR IGNORE INTO signoff_votes (request_id, user_id, at) VALUES (?, ?, ?)",
+                    _INSERT_VOTE,
                     (request_id, actor, _ts(at)),
                 )
             await db.execute(
                 "UPDATE signoff_requests SET status = ?, decided_by = ?, decided_at = ?, "
-                "comment = ?, resume_state = 'queued' WHERE id = ? AND status = 'pending'",
-                (outcome.status.value, actor, _ts(at), comment, request_id),
+                "comment = ?, edited_args = ?, resume_state = 'queued' "
+                "WHERE id = ? AND status = 'pending'",
+                (outcome.status.value, actor, _ts(at), comment,
+                 None if edited_args is None else json.dumps(edited_args), request_id),
             )
             await _insert_audit(db, audit)
             after = await _select_requests(db, "id = ?", (request_id,))
