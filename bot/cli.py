@@ -29,14 +29,16 @@ def _settings() -> Settings:
         raise typer.Exit(2) from None
 
 
-def _check_policy(settings: Settings) -> None:
-    """Refuse to start on a bad policy file, naming the file, the key and the problem."""
+def _check_startup(settings: Settings) -> None:
+    """Refuse to start on a bad policy file or graph entry, saying exactly what is wrong."""
     from bot.policy_file import PolicyError
-    from bot.service import load_policy_for
+    from bot.service import load_policy_for, registry_for
+    from graphs.loader import GraphLoadError
 
     try:
         load_policy_for(settings)
-    except PolicyError as exc:
+        registry_for(settings)
+    except (PolicyError, GraphLoadError) as exc:
         typer.echo(f"signoff: {exc}", err=True)
         raise typer.Exit(2) from None
 
@@ -46,7 +48,7 @@ def _serve(settings: Settings) -> None:
 
     from bot.web import create_app
 
-    _check_policy(settings)
+    _check_startup(settings)
     configure_logging(settings.log_level)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
                 log_config=None, access_log=False, lifespan="on")
@@ -74,6 +76,7 @@ def dev(
     from bot.devserver import run_dev
 
     settings = _settings()
+    _check_startup(settings)
     configure_logging(settings.log_level)
     run_dev(settings, page_port=port, bot_port=bot_port)
 

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import StateGraph
 from langgraph.types import Command, StateSnapshot
 
 from bot import messages
@@ -117,9 +118,13 @@ class Gateway:
     def _graph(self, spec: GraphSpec) -> Any:
         compiled = self._graphs.get(spec.name)
         if compiled is None:
-            compiled = spec.build().compile(
-                checkpointer=self._checkpointer, interrupt_before=list(spec.interrupt_before)
-            )
+            graph = spec.build()
+            if isinstance(graph, StateGraph):
+                compiled = graph.compile(checkpointer=self._checkpointer,
+                                         interrupt_before=list(spec.interrupt_before))
+            else:
+                # A compiled graph gets our checkpointer, as LangGraph's own server does.
+                compiled = graph.copy(update={"checkpointer": self._checkpointer})
             self._graphs[spec.name] = compiled
         return compiled
 
@@ -196,7 +201,7 @@ class Gateway:
         graph = self._graph(spec)
         state: StateSnapshot = await graph.aget_state(self._config(run.id))
         if not state.next:
-            result = str(state.values.get("result") or "finished")
+            result = _result_of(state.values)
             await self._store.release_run(run.id, owner=self._owner, status=RunStatus.FINISHED,
                                           result=result)
             await self._audit(run, kind="run_finished", actor=SYSTEM_ACTOR, outcome="finished",
@@ -600,3 +605,15 @@ def _still_paused_at(state: StateSnapshot, request: ApprovalRequest) -> bool:
         return any(i.id == request.interrupt_id for i in state.interrupts)
     current = state.config.get("configurable", {}).get("checkpoint_id")
     return current == request.checkpoint_id and request.node in state.next
+
+
+def _result_of(values: dict[str, Any]) -> str:
+    """A finished run's result: its `result` key, or the last message an agent wrote."""
+    if values.get("result"):
+        return str(values["result"])
+    messages_ = values.get("messages") or []
+    if messages_:
+        content = getattr(messages_[-1], "content", None)
+        if content:
+            return content if isinstance(content, str) else str(content)
+    return "finished"

@@ -201,7 +201,10 @@ def _hitl_decision(request: ApprovalRequest) -> dict[str, Any]:
     if status is RequestStatus.RESPONDED:
         return {"type": "respond", "message": request.comment or ""}
     if status is RequestStatus.TIMED_OUT:
-        return {"type": "reject", "message": _timeout_message(request)}
+        # "respond" reaches the model as our words alone; "reject" would be framed by the
+        # middleware as "User rejected ...", and nobody did.
+        kind = "respond" if "respond" in request.decisions else "reject"
+        return {"type": kind, "message": _timeout_message(request)}
     decision: dict[str, Any] = {"type": "reject"}
     if request.comment:
         decision["message"] = request.comment

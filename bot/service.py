@@ -20,9 +20,10 @@ from bot.slack.client import make_web_client
 from bot.slack.directory import SlackDirectory
 from bot.slack.notifier import SlackNotifier
 from bot.store import ApprovalStore, open_store
+from graphs.loader import GraphLoadError, parse_graphs
 from graphs.registry import GraphRegistry, default_registry
 
-__all__ = ["Deps", "Service", "open_service"]
+__all__ = ["Deps", "Service", "load_policy_for", "open_service", "registry_for"]
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +60,22 @@ def load_policy_for(settings: Settings) -> Policy:
     return load_policy(settings.signoff_policy)
 
 
+def registry_for(settings: Settings) -> GraphRegistry:
+    """The bundled graphs plus those SIGNOFF_GRAPHS names; raises GraphLoadError."""
+    registry = default_registry()
+    for spec in parse_graphs(settings.signoff_graphs):
+        if spec.name in registry:
+            raise GraphLoadError(spec.name, "that name is already taken by a bundled graph")
+        registry.register(spec)
+    return registry
+
+
 @asynccontextmanager
 async def open_service(settings: Settings, deps: Deps | None = None) -> AsyncIterator[Service]:
     """Open the database, the checkpointer and the Slack client; start the deadlines."""
     deps = deps or Deps()
     policy = deps.policy or load_policy_for(settings)
-    registry = deps.registry or default_registry()
+    registry = deps.registry or registry_for(settings)
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
     store = await open_store(settings.signoff_database)
     conn = await aiosqlite.connect(settings.signoff_database, check_same_thread=False)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from langgraph.graph import StateGraph
+from langgraph.pregel import Pregel
 
 __all__ = ["GraphRegistry", "GraphSpec", "UnknownGraphError", "default_registry"]
 
@@ -15,15 +16,18 @@ __all__ = ["GraphRegistry", "GraphSpec", "UnknownGraphError", "default_registry"
 class GraphSpec:
     """A named graph: how to build it, where it pauses, and how a task becomes its input.
 
-    A graph that pauses at a static breakpoint says what the reviewer should see under its
-    state key `approval` (a plain dict: title, summary, risk, details, reversible, impact,
-    step, total_steps, history) and reads the human's answer from `feedback_key`
-    (`{"outcome", "reviewer", "comment", "decided_at"}`).
+    `build` returns an uncompiled StateGraph (compiled by the gateway with its checkpointer
+    and `interrupt_before`) or a compiled graph (given the gateway's checkpointer, keeping
+    its own breakpoints). A graph that pauses at a static breakpoint says what the reviewer
+    should see under its state key `approval` (a plain dict: title, summary, risk, details,
+    reversible, impact, step, total_steps, history; optionally approvers, timeout_seconds,
+    on_timeout) and reads the human's answer from `feedback_key`
+    (`{"outcome", "reviewer", "approvers", "comment", "decided_at", "request_id"}`).
     """
 
     name: str
     description: str
-    build: Callable[[], StateGraph[Any]]
+    build: Callable[[], StateGraph[Any] | Pregel[Any, Any]]
     interrupt_before: tuple[str, ...] = ()
     make_input: Callable[[str, str], Mapping[str, Any]] = lambda task, requester: {
         "task": task,
