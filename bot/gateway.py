@@ -242,7 +242,7 @@ class Gateway:
             if not tier.pauses:
                 # The policy lets this tier through: decide at once, on the record.
                 await self._apply(request.id, outcome=Outcome.APPROVED, actor=SYSTEM_ACTOR,
-                                  comment=f"tier {tier.name} needs no approval")
+                                  comment=f"tier {tier.name} needs no approval", as_vote=False)
                 continue
             await self._post(run, request,
                              mention=self._mention(request.approvers_role) if tier.confirm
@@ -362,7 +362,8 @@ class Gateway:
         if request.on_timeout == "approve" and request.action.reversible:
             # Chosen by the policy for reversible actions only; anything else fails closed.
             reply = await self._apply(request.id, outcome=Outcome.APPROVED, actor=SYSTEM_ACTOR,
-                                      comment=f"{reason}; approved by default (reversible)")
+                                      comment=f"{reason}; approved by default (reversible)",
+                                      as_vote=False)
         else:
             reply = await self._apply(request.id, outcome=Outcome.TIMED_OUT,
                                       actor=SYSTEM_ACTOR, comment=reason)
@@ -376,13 +377,14 @@ class Gateway:
         actor: str,
         comment: str | None,
         edited_args: dict[str, Any] | None = None,
+        as_vote: bool = True,
     ) -> DecisionReply:
         request = await self._store.get_request(request_id)
         assert request is not None
         now = self._clock.now()
         result = await self._store.decide(
             request_id, outcome=outcome, actor=actor, at=now, comment=comment,
-            edited_args=edited_args,
+            edited_args=edited_args, as_vote=as_vote,
             audit=AuditEntry(at=now, kind="timeout" if outcome is Outcome.TIMED_OUT
                              else "decision", actor=actor, outcome=outcome.value,
                              run_id=request.run_id, graph=request.graph, node=request.node,

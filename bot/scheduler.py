@@ -37,11 +37,14 @@ class DeadlineScheduler:
     async def tick(self) -> int:
         """Fire every deadline that is due; returns how many requests timed out."""
         fired = 0
+        seen: set[str] = set()
         while True:
-            due = await self._gateway.store.due_requests(self._clock.now())
+            due = [r for r in await self._gateway.store.due_requests(self._clock.now())
+                   if r.id not in seen]
             if not due:
                 return fired
             for request in due:
+                seen.add(request.id)  # one attempt per tick, whatever it did
                 if await self._gateway.expire(request.id):
                     fired += 1
                     lateness = (self._clock.now() - request.deadline).total_seconds()

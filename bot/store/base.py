@@ -130,11 +130,13 @@ class ApprovalStore(abc.ABC):
         comment: str | None,
         audit: AuditEntry,
         edited_args: dict[str, Any] | None = None,
+        as_vote: bool = True,
     ) -> DecisionResult:
         """Apply a decision with compare-and-set; append `audit` in the same transaction.
 
         An approval on a request that needs several approvals records a vote (once per
-        user) and decides only when the quorum is met. A request no longer pending is left
+        user) and decides only when the quorum is met; `as_vote=False` (a policy default on
+        timeout) decides at once. A request no longer pending is left
         as it is (`lost`), and nothing is written.
         """
 

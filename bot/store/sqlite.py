@@ -398,6 +398,7 @@ class SqliteApprovalStore(ApprovalStore):
         comment: str | None,
         audit: AuditEntry,
         edited_args: dict[str, Any] | None = None,
+        as_vote: bool = True,
     ) -> DecisionResult:
         async with self._tx() as db:
             found = await _select_requests(db, "id = ?", (request_id,))
@@ -406,7 +407,7 @@ class SqliteApprovalStore(ApprovalStore):
             current = found[0]
             if current.status is not RequestStatus.PENDING:
                 return DecisionResult(request=current)
-            if outcome is Outcome.APPROVED and current.approvals_required > 1:
+            if outcome is Outcome.APPROVED and as_vote and current.approvals_required > 1:
                 cur = await db.execute(
                     _INSERT_VOTE,
                     (request_id, actor, _ts(at)),
@@ -418,7 +419,7 @@ class SqliteApprovalStore(ApprovalStore):
                     await _insert_audit(db, _replace_kind(audit, "vote"))
                     after = await _select_requests(db, "id = ?", (request_id,))
                     return DecisionResult(request=after[0], voted=True)
-            elif outcome is Outcome.APPROVED:
+            elif outcome is Outcome.APPROVED and as_vote:
                 await db.execute(
                     _INSERT_VOTE,
                     (request_id, actor, _ts(at)),
