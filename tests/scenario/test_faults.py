@@ -57,7 +57,7 @@ def test_rate_limited_update_is_retried_and_the_decision_kept(
     request_deploy: Callable[..., dict[str, Any]],
 ) -> None:
     """Slack answers 429 to the message update: retried after Retry-After; nothing lost."""
-    bot = start_bot()
+    start_bot()
     request = request_deploy("Ship api v2 to staging")
     emulator.state.fail_next("chat.update", times=1, status=429, retry_after=1)
     emulator.client.click(user="U0BOB", channel=APPROVALS, message_ts=request["ts"],
