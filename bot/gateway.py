@@ -248,7 +248,8 @@ class Gateway:
                              mention=self._mention(request.approvers_role) if tier.confirm
                              else None)
         # A decision (a timeout, say) may have landed while we still held the run.
-        self._spawn(self._resume_run(run.id), name=f"resume {run.id}")
+        if await self._ready(run.id):
+            self._spawn(self._resume_run(run.id), name=f"resume {run.id}")
 
     async def _post(self, run: Run, request: ApprovalRequest, *, mention: str | None) -> None:
         current = await self._store.get_run(run.id) or run

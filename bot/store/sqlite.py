@@ -203,8 +203,9 @@ class SqliteApprovalStore(ApprovalStore):
         """Open (creating if needed) the database file at `path`."""
         conn = await aiosqlite.connect(path, isolation_level=None)
         conn.row_factory = sqlite3.Row
-        await conn.execute("PRAGMA journal_mode=WAL")
+        # busy_timeout first: switching a new file to WAL waits on other openers too.
         await conn.execute("PRAGMA busy_timeout=10000")
+        await conn.execute("PRAGMA journal_mode=WAL")
         await conn.execute("PRAGMA foreign_keys=ON")
         return cls(conn)
 
