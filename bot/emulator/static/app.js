@@ -33,9 +33,25 @@ function channelName(id) {
   return c ? c.name : id;
 }
 
+// A few emoji shortcodes the bot uses; others show as text, as in a client without them.
+const EMOJI = {
+  white_check_mark: "✅", no_entry: "⛔", no_entry_sign: "🚫", pencil2: "✏️", pencil: "📝",
+  hourglass: "⌛", ghost: "👻", x: "❌", red_circle: "🔴", large_orange_circle: "🟠",
+  large_yellow_circle: "🟡", large_green_circle: "🟢", busts_in_silhouette: "👥",
+  speech_balloon: "💬", fast_forward: "⏩", warning: "⚠️",
+};
+
+// Slack's date token, shown in the reader's own time zone as Slack does.
+function slackDate(epoch, fallback) {
+  const d = new Date(Number(epoch) * 1000);
+  return isNaN(d) ? fallback : d.toLocaleString();
+}
+
 // Slack's mrkdwn, the common subset: *bold*, _italic_, ~strike~, `code`, mentions, links.
 function mrkdwn(text) {
   return escapeHtml(text)
+    .replace(/&lt;!date\^(\d+)\^[^|&]*\|([^&]*)&gt;/g, (_, epoch, fb) => slackDate(epoch, fb))
+    .replace(/:([a-z0-9_]+):/g, (all, name) => EMOJI[name] || all)
     .replace(/`([^`\n]+)`/g, "<code>$1</code>")
     .replace(/&lt;@([UW][A-Z0-9]+)(?:\|[^&]*)?&gt;/g,
       (_, id) => `<span class="mention">@${escapeHtml(userName(id))}</span>`)
