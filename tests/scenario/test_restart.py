@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,12 @@ approvals = 1
 [tiers.critical]
 approvals = 2
 """
+
+
+def _messages_recorded(database: str) -> int:
+    with closing(sqlite3.connect(database)) as db:
+        return int(db.execute("SELECT COUNT(*) FROM signoff_requests "
+                              "WHERE message_ts IS NOT NULL").fetchone()[0])
 
 
 def free_port() -> int:
@@ -94,6 +102,8 @@ def test_restart_resumes_decided_requests_and_fires_missed_deadlines(
     first = bot_process()
     approved = request_deploy("Ship api v2 to staging")
     forgotten = request_deploy("Ship web v3 to staging")
+    # Kill only once both messages are on record (a crash mid-post is another scenario).
+    emulator.wait_for(lambda: _messages_recorded(database) == 2, message="requests stored")
     first.send_signal(signal.SIGKILL)
     first.wait()
 
