@@ -63,6 +63,11 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _esc(text: str) -> str:
+    """Escape text from the agent or a reviewer for mrkdwn: no pings, no disguised links."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _mrkdwn(text: str) -> dict[str, Any]:
     return {"type": "mrkdwn", "text": text}
 
@@ -79,7 +84,7 @@ def _outcome_line(request: ApprovalRequest) -> str:
     who = ("signoff" if request.decided_by in (None, SYSTEM_ACTOR)
            else f"<@{request.decided_by}>")
     when = f" at {slack_time(request.decided_at)}" if request.decided_at else ""
-    comment = f"\n> {request.comment}" if request.comment else ""
+    comment = f"\n> {_esc(request.comment)}" if request.comment else ""
     if request.status is RequestStatus.APPROVED:
         voters = ", ".join(f"<@{v.user}>" for v in request.votes if v.user != SYSTEM_ACTOR)
         return f":white_check_mark: *Approved* by {voters or who}{when}{comment}"
@@ -88,7 +93,7 @@ def _outcome_line(request: ApprovalRequest) -> str:
     if request.status is RequestStatus.REVISING:
         return f":pencil2: *Changes requested* by {who}{when}{comment}"
     if request.status is RequestStatus.TIMED_OUT:
-        reason = request.comment or "no decision in time"
+        reason = _esc(request.comment or "no decision in time")
         return f":hourglass: *Timed out*: {reason}{when}. Not executed (nobody approved)."
     if request.status is RequestStatus.CANCELLED:
         return f":no_entry_sign: *Cancelled* by {who}{when}"
@@ -115,7 +120,7 @@ def _changes(request: ApprovalRequest) -> str:
 
 def _short(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value)
-    return _cut(text, 200)
+    return _esc(_cut(text, 200))
 
 
 def request_message(
@@ -136,7 +141,8 @@ def request_message(
         {"type": "header", "text": _plain(_cut(title, _HEADER_MAX))},
     ]
     if action.summary:
-        blocks.append({"type": "section", "text": _mrkdwn(_cut(action.summary, _SECTION_MAX))})
+        blocks.append({"type": "section",
+                       "text": _mrkdwn(_cut(_esc(action.summary), _SECTION_MAX))})
     fields = [
         _field("Risk", risk),
         _field("Requested by", f"<@{request.requester}>"),
@@ -151,13 +157,13 @@ def request_message(
         fields.append(_field("Approvals",
                              f"{len(request.votes)} of {request.approvals_required}: {voters}"))
     for label, value in list(action.details.items())[: 10 - len(fields)]:
-        fields.append(_field(label, value))
+        fields.append(_field(_esc(label), _esc(value)))
     blocks.append({"type": "section", "fields": fields[:10]})
     context = []
     if action.impact:
-        context.append(_mrkdwn(_cut(f"*Impact:* {action.impact}", _SECTION_MAX)))
+        context.append(_mrkdwn(_cut(f"*Impact:* {_esc(action.impact)}", _SECTION_MAX)))
     if action.history:
-        context.append(_mrkdwn(_cut("*Before this:* " + " · ".join(action.history),
+        context.append(_mrkdwn(_cut("*Before this:* " + _esc(" · ".join(action.history)),
                                     _SECTION_MAX)))
     if context:
         blocks.append({"type": "context", "elements": context})
@@ -173,8 +179,8 @@ def request_message(
     else:
         blocks.append({"type": "section", "block_id": f"outcome:{request.id}:{request.status}",
                        "text": _mrkdwn(_cut(_outcome_line(request), _SECTION_MAX))})
-    text = (f"Approval needed ({request.tier}): {action.title}" if open_
-            else f"{action.title}: {request.status.value.replace('_', ' ')}")
+    text = (f"Approval needed ({request.tier}): {_esc(action.title)}" if open_
+            else f"{_esc(action.title)}: {request.status.value.replace('_', ' ')}")
     return {"text": _cut(text, 3000), "blocks": blocks}
 
 
@@ -202,7 +208,7 @@ def _buttons(request: ApprovalRequest, *, confirm: bool) -> dict[str, Any]:
             button["confirm"] = {
                 "title": _plain("Approve this action?"),
                 "text": _mrkdwn(_cut(
-                    f"*{request.action.title}* is {request.tier} risk"
+                    f"*{_esc(request.action.title)}* is {request.tier} risk"
                     + ("" if request.action.reversible else " and cannot be undone")
                     + ". Approve it?", 300)),
                 "confirm": _plain("Approve"),
@@ -222,8 +228,8 @@ _TEXT_MODALS = {
                    "e.g. roll out to 10% first", False),
     RESPOND_VIEW: ("Respond", "Send", "Your answer, given to the agent instead of the tool",
                    "e.g. Use the staging bucket instead", False),
-    REJECT_VIEW: ("Reject", "Reject", "Why? (the agent is told)",
-                  "e.g. Never email customers directly", True),
+    REJECT_VIEW: ("Reject", "Reject", "Why? (optional: the run and the audit trail get it)",
+                  "e.g. Not during the freeze", True),
 }
 
 
@@ -239,7 +245,8 @@ def text_modal(request: ApprovalRequest, *, channel: str, callback_id: str) -> d
         "close": _plain("Cancel"),
         "blocks": [
             {"type": "section", "text": _mrkdwn(_cut(
-                f"*{request.action.title}*\n{request.action.summary}", _SECTION_MAX))},
+                f"*{_esc(request.action.title)}*\n{_esc(request.action.summary)}",
+                _SECTION_MAX))},
             {
                 "type": "input",
                 "block_id": TEXT_BLOCK,
@@ -266,7 +273,7 @@ def edit_modal(request: ApprovalRequest, *, channel: str) -> dict[str, Any]:
     """One input per tool argument, prefilled; non-text values are edited as JSON."""
     args: dict[str, Any] = request.options.get("args", {})
     blocks: list[dict[str, Any]] = [{"type": "section", "text": _mrkdwn(_cut(
-        f"Edit the arguments of *{request.action.title}*. Text is taken as it is; "
+        f"Edit the arguments of *{_esc(request.action.title)}*. Text is taken as it is; "
         "other values are JSON.", _SECTION_MAX))}]
     for name, value in list(args.items())[:90]:
         is_text = isinstance(value, str)

@@ -43,6 +43,15 @@ def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
+class UnknownRoleError(LookupError):
+    """A pause asks for approvers of a role the policy does not define."""
+
+    def __init__(self, roles: list[str]) -> None:
+        names = ", ".join(f'"{r}"' for r in roles)
+        super().__init__(f"this step needs approvers of role {names}, which the policy does "
+                         "not define; add it under [roles] in the SIGNOFF_POLICY file")
+
+
 class InvalidCommandError(ValueError):
     """A command that cannot be carried out; its text is shown to the user."""
 
@@ -219,12 +228,18 @@ class Gateway:
         checkpoint_id = str(state.config["configurable"]["checkpoint_id"])
         previous = await self._store.requests_for_run(run.id)
         now = self._clock.now()
+        built = [build_request(run=run, item=item, checkpoint_id=checkpoint_id,
+                               node=nodes.get(item.interrupt_id or "", state.next[0]),
+                               policy=self._policy, now=now, new_id=self._ids,
+                               previous=previous) for item in items]
+        unknown = sorted({r.approvers_role for r in built} - set(self._policy.roles))
+        if unknown:
+            # Nobody could ever approve it: say so now rather than let it time out.
+            await self._fail(run, UnknownRoleError(unknown))
+            return
         requests = []
-        for item in items:
-            node = nodes.get(item.interrupt_id or "", state.next[0])
-            request = build_request(run=run, item=item, node=node, checkpoint_id=checkpoint_id,
-                                    policy=self._policy, now=now, new_id=self._ids,
-                                    previous=previous)
+        for request in built:
+            node = request.node
             await self._store.create_request(
                 request,
                 audit=AuditEntry(at=now, kind="request", actor=SYSTEM_ACTOR, outcome="pending",
@@ -335,8 +350,8 @@ class Gateway:
             self._config(run.id))
         schema = next((i.response_schema for i in state.interrupts
                        if i.id == request.interrupt_id), None)
-        if schema is None:
-            return {}
+        if schema is None or isinstance(schema, dict):
+            return {}  # surfaced as JSON Schema (always, once paused): not checked here yet
         from pydantic import TypeAdapter, ValidationError
 
         decision = {"type": "edit",
@@ -360,7 +375,8 @@ class Gateway:
                                     actor=SYSTEM_ACTOR)
             return False
         reason = messages.timeout_reason(request.timeout)
-        if request.on_timeout == "approve" and request.action.reversible:
+        reversible = request.action.reversible and self._policy.tier(request.tier).reversible
+        if request.on_timeout == "approve" and reversible:
             # Chosen by the policy for reversible actions only; anything else fails closed.
             reply = await self._apply(request.id, outcome=Outcome.APPROVED, actor=SYSTEM_ACTOR,
                                       comment=f"{reason}; approved by default (reversible)",

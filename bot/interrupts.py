@@ -83,6 +83,13 @@ def _allowed_by_schema(schema: Any, name: str, args: Mapping[str, Any]) -> list[
     """Which decision types a per-call interrupt's `response_schema` accepts."""
     if schema is None:
         return ["approve", "edit", "respond", "reject"]
+    if isinstance(schema, Mapping):
+        # A paused interrupt surfaces its schema as JSON Schema: read the `type` each branch pins.
+        defs = schema.get("$defs", {})
+        branches = [schema, *schema.get("oneOf", []), *schema.get("anyOf", [])]
+        branches = [defs.get(str(b.get("$ref", "")).rsplit("/", 1)[-1], b) for b in branches]
+        return [c for b in branches
+                if (c := b.get("properties", {}).get("type", {}).get("const"))]
     from pydantic import TypeAdapter, ValidationError
 
     adapter: TypeAdapter[Any] = TypeAdapter(schema)

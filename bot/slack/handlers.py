@@ -35,11 +35,7 @@ __all__ = ["register_handlers"]
 
 log = logging.getLogger(__name__)
 
-_AT_ONCE = {
-    ACTION_APPROVE: Outcome.APPROVED,
-    ACTION_REJECT: Outcome.REJECTED,
-    ACTION_IGNORE: Outcome.IGNORED,
-}
+_AT_ONCE = {ACTION_APPROVE: Outcome.APPROVED, ACTION_IGNORE: Outcome.IGNORED}
 _MODAL_FOR = {  # button → (outcome checked before opening, modal's callback_id)
     ACTION_CHANGES: (Outcome.CHANGES_REQUESTED, CHANGES_VIEW),
     ACTION_RESPOND: (Outcome.RESPONDED, RESPOND_VIEW),
@@ -51,7 +47,6 @@ _TEXT_OUTCOME = {
     RESPOND_VIEW: Outcome.RESPONDED,
     REJECT_VIEW: Outcome.REJECTED,
 }
-_TOOL_KINDS = ("hitl_batch", "hitl_call")
 
 
 def register_handlers(app: AsyncApp, *, gateway: Gateway, approval_channel: str | None) -> None:
@@ -96,7 +91,7 @@ def register_handlers(app: AsyncApp, *, gateway: Gateway, approval_channel: str 
         action = body["actions"][0]
         action_id, request_id = action["action_id"], str(action.get("value", ""))
         user, channel = body["user"]["id"], body["channel"]["id"]
-        if action_id in _MODAL_FOR and await _wants_modal(action_id, request_id):
+        if action_id in _MODAL_FOR:
             outcome, callback_id = _MODAL_FOR[action_id]
             request, refusal = await gateway.check(request_id=request_id, user=user,
                                                    outcome=outcome)
@@ -113,13 +108,6 @@ def register_handlers(app: AsyncApp, *, gateway: Gateway, approval_channel: str 
                                      outcome=_AT_ONCE[action_id])
         if reply.message:
             await client.chat_postEphemeral(channel=channel, user=user, text=reply.message)
-
-    async def _wants_modal(action_id: str, request_id: str) -> bool:
-        if action_id != ACTION_REJECT:
-            return True
-        # A tool call's reject carries the reviewer's reason back to the model.
-        request = await gateway.store.get_request(request_id)
-        return request is not None and request.kind in _TOOL_KINDS
 
     async def on_text_submitted(
         ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient

@@ -203,9 +203,8 @@ class SqliteApprovalStore(ApprovalStore):
         """Open (creating if needed) the database file at `path`."""
         conn = await aiosqlite.connect(path, isolation_level=None)
         conn.row_factory = sqlite3.Row
-        # busy_timeout first: switching a new file to WAL waits on other openers too.
         await conn.execute("PRAGMA busy_timeout=10000")
-        await conn.execute("PRAGMA journal_mode=WAL")
+        await _enable_wal(conn)
         await conn.execute("PRAGMA foreign_keys=ON")
         return cls(conn)
 
@@ -488,6 +487,19 @@ class SqliteApprovalStore(ApprovalStore):
                 "SELECT * FROM signoff_audit WHERE run_id = ? ORDER BY seq", (run_id,)
             )
         return [_audit(r) for r in rows]
+
+
+async def _enable_wal(conn: aiosqlite.Connection, *, attempts: int = 200) -> None:
+    """Switch the file to WAL. Processes opening a new file at once may each hold a shared
+    lock while wanting an exclusive one; SQLite then fails one at once, busy_timeout or not."""
+    for attempt in range(attempts):
+        try:
+            await conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.01)
 
 
 def _split_sql(script: str) -> list[str]:

@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.emulator.runner import EmulatorServer
 from tests.scenario.conftest import APPROVALS, buttons
+from tests.scenario.steps import reject
 from tests.support import ThreadedBot
 
 
@@ -38,25 +39,24 @@ def test_reject_ends_the_run_without_executing(
     emulator: EmulatorServer, start_bot: Callable[..., ThreadedBot],
     request_deploy: Callable[..., dict[str, Any]],
 ) -> None:
-    """Reject: nothing executes, the thread says who rejected."""
-    bot = start_bot()
+    """Reject (with a reason): nothing executes, the thread says who rejected and why."""
+    start_bot()
     request = request_deploy("Ship api v2 to staging")
-    emulator.client.click(user="U0BOB", channel=APPROVALS, message_ts=request["ts"],
-                          action_id="signoff.reject")
-    bot.idle()
+    reject(emulator, user="U0BOB", message=request, reason="not during the freeze")
     thread = emulator.wait_for(lambda: emulator.state.thread(APPROVALS, request["ts"]))
-    assert "Not executed: rejected by U0BOB" in thread[-1]["text"]
+    assert "Not executed: rejected by U0BOB: not during the freeze" in thread[-1]["text"]
     assert "Executed:" not in str(thread)
     updated = emulator.state.message(APPROVALS, request["ts"])
     assert updated is not None and buttons(updated) == []
     assert "Rejected* by <@U0BOB>" in str(updated["blocks"])
+    assert "not during the freeze" in str(updated["blocks"])
 
 
 def test_request_changes_then_approve_the_revised_plan(
     emulator: EmulatorServer, start_bot: Callable[..., ThreadedBot],
     request_deploy: Callable[..., dict[str, Any]],
 ) -> None:
-    """Request changes opens a modal; the revised plan is posted in the thread and reviewed again."""
+    """Request changes opens a modal; the revised plan is posted in the thread, reviewed again."""
     bot = start_bot()
     request = request_deploy("Ship api v2 to staging")
     emulator.client.click(user="U0BOB", channel=APPROVALS, message_ts=request["ts"],

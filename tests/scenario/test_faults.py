@@ -15,6 +15,7 @@ from bot.service import Deps
 from graphs.deploy import build_deploy_graph, deploy_spec
 from graphs.registry import GraphRegistry
 from tests.scenario.conftest import APPROVALS, buttons
+from tests.scenario.steps import reject
 from tests.scenario.test_timeouts_and_races import Executions
 from tests.support import ThreadedBot
 
@@ -108,8 +109,7 @@ def test_health_and_audit_command(
     bot = start_bot()
     assert httpx.get(f"{bot.url}/healthz").json() == {"ok": True}
     request = request_deploy("Ship api v2 to staging")
-    emulator.client.click(user="U0BOB", channel=APPROVALS, message_ts=request["ts"],
-                          action_id="signoff.reject")
+    reject(emulator, user="U0BOB", message=request)
     emulator.wait_for(lambda: emulator.state.thread(APPROVALS, request["ts"]), timeout=4)
     bot.idle()
     out = subprocess.run([sys.executable, "-m", "bot", "audit"], capture_output=True, text=True,

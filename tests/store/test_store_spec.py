@@ -58,6 +58,12 @@ async def test_setup_is_idempotent(backend: Backend, store: ApprovalStore, make:
     assert await store.ping() and await other.ping()
 
 
+async def test_fresh_database_opens_from_many_stores_at_once(backend: Backend) -> None:
+    """Several processes starting together on a new database all come up."""
+    stores = await asyncio.gather(*(backend.open() for _ in range(8)))
+    assert all([await s.ping() for s in stores])
+
+
 # -- runs ------------------------------------------------------------------------------------
 
 
@@ -155,13 +161,16 @@ async def test_request_round_trips_every_field(store: ApprovalStore, make: Facto
         title="Drop table users", summary="Irreversible cleanup", risk="critical",
         details={"db": "prod", "table": "users", "rows": "1,204,332", "ünïcode": "✓"},
         reversible=False, impact="All users logged out", step=2, total_steps=3,
-        history=("backed up", "drained"),
+        history=("backed up", "drained"), approvers="dba-leads", timeout_seconds=5400.5,
+        on_timeout="approve",
     )
     request = make.request(
         run, action=action, tier="critical", approvers_role="dba", approvals_required=2,
         self_approval=True, created_at=T0.replace(microsecond=123456),
         deadline=T0 + timedelta(hours=2, microseconds=654321), channel="C0DBA",
-        message_ts="1700000000.000300", round=2,
+        message_ts="1700000000.000300", round=2, on_timeout="approve", kind="hitl_call",
+        interrupt_id="int-1", item=3,
+        options={"decisions": ["approve", "edit"], "tool": "drop", "args": {"n": [1, 2]}},
     )
     await store.create_request(request, audit=make.requested(request))
     assert await store.get_request(request.id) == request
@@ -207,17 +216,9 @@ async def test_pending_requests_soonest_deadline_first(
 # -- decide ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("outcome", "status"),
-    [
-        (Outcome.APPROVED, RequestStatus.APPROVED),
-        (Outcome.REJECTED, RequestStatus.REJECTED),
-        (Outcome.CHANGES_REQUESTED, RequestStatus.REVISING),
-        (Outcome.TIMED_OUT, RequestStatus.TIMED_OUT),
-    ],
-)
+@pytest.mark.parametrize("outcome", list(Outcome))
 async def test_decide_applies_each_outcome(
-    store: ApprovalStore, make: Factory, outcome: Outcome, status: RequestStatus
+    store: ApprovalStore, make: Factory, outcome: Outcome
 ) -> None:
     """A decision sets the status, who, when and why, and queues the resume."""
     request = await make.add_request(store)
@@ -227,10 +228,26 @@ async def test_decide_applies_each_outcome(
     stored = await store.get_request(request.id)
     assert stored == result.request
     assert stored is not None
-    assert stored.status is status and stored.outcome is outcome
+    assert stored.status is outcome.status and stored.outcome is outcome
     assert (stored.decided_by, stored.decided_at, stored.comment) == (
         "U0BOB", T0 + timedelta(minutes=7), "because")
     assert stored.resume_state is ResumeState.QUEUED
+
+
+async def test_edited_args_are_kept(store: ApprovalStore, make: Factory) -> None:
+    """An approval with edits keeps the reviewer's arguments."""
+    request = await make.add_request(store, options={"args": {"replicas": 3}})
+    at = T0 + timedelta(minutes=2)
+    result = await store.decide(
+        request.id, outcome=Outcome.EDITED, actor="U0BOB", at=at, comment=None,
+        audit=make.audit(request, at=at, outcome="edited"),
+        edited_args={"replicas": 1, "note": "canary"},
+    )
+    assert result.applied
+    stored = await store.get_request(request.id)
+    assert stored is not None and stored.status is RequestStatus.EDITED
+    assert stored.edited_args == {"replicas": 1, "note": "canary"}
+    assert stored.options == {"args": {"replicas": 3}}
 
 
 async def test_timed_out_request_keeps_its_reason(store: ApprovalStore, make: Factory) -> None:
@@ -341,6 +358,24 @@ async def test_reject_during_quorum_applies_at_once(store: ApprovalStore, make: 
     assert result.applied
     assert result.request.status is RequestStatus.REJECTED
     assert result.request.decided_by == "U0CAROL"
+
+
+async def test_policy_default_decides_a_quorum_at_once(
+    store: ApprovalStore, make: Factory
+) -> None:
+    """An approval that is not a vote (a policy default on timeout) ends a quorum at once."""
+    request = await make.add_request(store, approvals_required=3, on_timeout="approve")
+    assert (await decide(store, request, make, actor="U0BOB")).voted
+    at = T0 + timedelta(minutes=30)
+    result = await store.decide(
+        request.id, outcome=Outcome.APPROVED, actor="signoff", at=at,
+        comment="approved by default", audit=make.audit(request, at=at, actor="signoff"),
+        as_vote=False,
+    )
+    assert result.applied
+    assert result.request.status is RequestStatus.APPROVED
+    assert result.request.decided_by == "signoff"
+    assert [v.user for v in result.request.votes] == ["U0BOB"]
 
 
 async def test_concurrent_final_votes_decide_once(store: ApprovalStore, make: Factory) -> None:
@@ -469,3 +504,4 @@ async def test_audit_trail_is_append_only(
     with pytest.raises(Exception, match="append-only"):
         backend.execute_raw(statement)
     assert await store.audit() == trail
+
