@@ -36,7 +36,7 @@ class Stage:
     name: str
     action: StageAction
     requires_approval: bool = True
-    approvers: str = "reviewer"  # a role of the policy file
+    approvers: str | None = None  # a role of the policy file; None: the tier's approvers
     risk: str = "medium"  # a tier of the policy file
     timeout_seconds: float | None = None  # None: the tier's timeout
     on_timeout: str | None = None  # "reject" / "approve"; None: the tier's
