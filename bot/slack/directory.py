@@ -40,6 +40,7 @@ class SlackDirectory:
         if cached is not None and cached[0] > now:
             return cached[1]
         resp = await self._client.usergroups_users_list(usergroup=group)
-        members = frozenset(str(u) for u in resp.get("users", []))
+        users: list[str] = resp.get("users", [])
+        members = frozenset(str(u) for u in users)
         self._cache[group] = (now + self._ttl.total_seconds(), members)
         return members

@@ -149,7 +149,7 @@ def register_handlers(app: AsyncApp, *, gateway: Gateway, approval_channel: str 
                 continue
             try:
                 args[name] = json.loads(raw)
-            except ValueError as exc:
+            except json.JSONDecodeError as exc:
                 errors[block_id] = f"Not valid JSON: {exc.msg} (line {exc.lineno})."
         if not errors:
             errors = {f"{ARG_BLOCK_PREFIX}{k}": v
