@@ -275,13 +275,14 @@ def edit_modal(request: ApprovalRequest, *, channel: str) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = [{"type": "section", "text": _mrkdwn(_cut(
         f"Edit the arguments of *{_esc(request.action.title)}*. Text is taken as it is; "
         "other values are JSON.", _SECTION_MAX))}]
-    for name, value in list(args.items())[:90]:
+    # Block ids carry the argument's position, not its name: names may be long or odd.
+    for position, (name, value) in enumerate(list(args.items())[:90]):
         is_text = isinstance(value, str)
         shown = value if is_text else json.dumps(value, indent=2 if isinstance(
             value, dict | list) else None)
         blocks.append({
             "type": "input",
-            "block_id": _cut(f"{ARG_BLOCK_PREFIX}{name}", 255),
+            "block_id": f"{ARG_BLOCK_PREFIX}{position}",
             "label": _plain(_cut(name if is_text else f"{name} (JSON)", 2000)),
             "element": {
                 "type": "plain_text_input",

@@ -60,13 +60,14 @@ class DeadlineScheduler:
     async def _loop(self) -> None:
         await self._gateway.resume_outbox()
         while True:
+            # Cleared before looking, so a wake() during the look is not lost.
+            self._wake.clear()
             try:
                 await self.tick()
                 delay = await self._seconds_to_next()
             except Exception:
                 log.exception("deadline check failed; retrying")
                 delay = 1.0
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
 

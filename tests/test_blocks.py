@@ -75,7 +75,7 @@ def buttons(built: dict[str, Any]) -> list[dict[str, Any]]:
 
 def shown(built: dict[str, Any]) -> str:
     """Everything a reader sees: the blocks' text, and the fallback."""
-    return json.dumps(built["blocks"], ensure_ascii=False) + built["text"]
+    return json.dumps(built["blocks"], ensure_ascii=False) + str(built["text"])
 
 
 DECIDED = [
@@ -251,3 +251,34 @@ def test_changes_modal_for_a_huge_request_is_valid() -> None:
     view = changes_modal(huge_request(), channel="C0APPROVALS")
     assert validate_view(view) == []
     View(**view).to_dict()
+
+
+def test_agent_text_cannot_ping_or_disguise_links() -> None:
+    """Mentions and links in the agent's text or a reviewer's comment are shown, not obeyed."""
+    action = ActionSpec(
+        title="<!channel> deploy",
+        summary="See <https://evil.example|https://github.com/acme/api/pull/7> <!here>",
+        details={"<!everyone>": "<@U0CEO> & co"}, impact="<!subteam^S0ALL>",
+        history=("<https://evil.example|ok>",),
+    )
+    request = make_request(action=action)
+    for built in (message(request, confirm=True),
+                  message(decided(request, RequestStatus.REJECTED, comment="<!channel> no"))):
+        text = "\n".join(mrkdwn(built["blocks"])) + built["text"]  # plain_text is never parsed
+        for injected in ("<!channel>", "<!here>", "<!everyone>", "<https://evil",
+                         "<@U0CEO>", "<!subteam"):
+            assert injected not in text
+        assert "&lt;https://evil.example|https://github.com/acme/api/pull/7&gt;" in text
+        assert "&lt;@U0CEO&gt; &amp; co" in text
+    modal_text = "\n".join(mrkdwn(changes_modal(request, channel="C0APPROVALS")["blocks"]))
+    assert "<!here>" not in modal_text and "<!channel>" not in modal_text
+
+
+def mrkdwn(node: Any) -> list[str]:
+    """Every mrkdwn text in a block tree: the texts Slack parses for mentions and links."""
+    if isinstance(node, list):
+        return [t for item in node for t in mrkdwn(item)]
+    if not isinstance(node, dict):
+        return []
+    found = [node["text"]] if node.get("type") == "mrkdwn" else []
+    return found + [t for value in node.values() for t in mrkdwn(value)]

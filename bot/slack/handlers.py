@@ -137,12 +137,15 @@ def register_handlers(app: AsyncApp, *, gateway: Gateway, approval_channel: str 
             await ack(response_action="errors", errors={})
             return
         original: dict[str, Any] = request.options.get("args", {})
+        names = list(original)
         args: dict[str, Any] = {}
         errors: dict[str, str] = {}
         for block_id, inputs in view["state"]["values"].items():
-            if not block_id.startswith(ARG_BLOCK_PREFIX):
+            position = block_id.removeprefix(ARG_BLOCK_PREFIX)
+            if not block_id.startswith(ARG_BLOCK_PREFIX) or not position.isdigit() \
+                    or int(position) >= len(names):
                 continue
-            name = block_id[len(ARG_BLOCK_PREFIX):]
+            name = names[int(position)]
             raw = str(inputs.get(ARG_INPUT, {}).get("value") or "")
             if isinstance(original.get(name), str):
                 args[name] = raw
@@ -152,7 +155,7 @@ def register_handlers(app: AsyncApp, *, gateway: Gateway, approval_channel: str 
             except json.JSONDecodeError as exc:
                 errors[block_id] = f"Not valid JSON: {exc.msg} (line {exc.lineno})."
         if not errors:
-            errors = {f"{ARG_BLOCK_PREFIX}{k}": v
+            errors = {f"{ARG_BLOCK_PREFIX}{names.index(k) if k in names else 0}": v
                       for k, v in (await gateway.edit_errors(request, args)).items()}
         if errors:
             await ack(response_action="errors", errors=errors)

@@ -64,7 +64,9 @@ function mrkdwn(text) {
     .replace(/(^|[\s(])\*([^*\n]+)\*(?=$|[\s).,!?:;])/g, "$1<b>$2</b>")
     .replace(/(^|[\s(])_([^_\n]+)_(?=$|[\s).,!?:;])/g, "$1<i>$2</i>")
     .replace(/(^|[\s(])~([^~\n]+)~(?=$|[\s).,!?:;])/g, "$1<s>$2</s>")
-    .replace(/\n/g, "<br>");
+    .replace(/\n/g, "<br>")
+    // Slack's own escapes (&amp; &lt; &gt;) show as the characters they stand for.
+    .replace(/&amp;(amp|lt|gt);/g, "&$1;");
 }
 
 function textObj(t) {
