@@ -17,6 +17,7 @@ __all__ = [
     "ACTION_RESPOND",
     "ARG_BLOCK_PREFIX",
     "ARG_INPUT",
+    "arg_block_id",
     "CHANGES_BLOCK",
     "CHANGES_INPUT",
     "CHANGES_VIEW",
@@ -269,20 +270,24 @@ def changes_modal(request: ApprovalRequest, *, channel: str) -> dict[str, Any]:
     return text_modal(request, channel=channel, callback_id=CHANGES_VIEW)
 
 
+def arg_block_id(name: str, position: int) -> str:
+    """The edit modal's block id for an argument: its name, or `#position` if too long."""
+    return f"{ARG_BLOCK_PREFIX}{name}" if len(name) <= 250 else f"{ARG_BLOCK_PREFIX}#{position}"
+
+
 def edit_modal(request: ApprovalRequest, *, channel: str) -> dict[str, Any]:
     """One input per tool argument, prefilled; non-text values are edited as JSON."""
     args: dict[str, Any] = request.options.get("args", {})
     blocks: list[dict[str, Any]] = [{"type": "section", "text": _mrkdwn(_cut(
         f"Edit the arguments of *{_esc(request.action.title)}*. Text is taken as it is; "
         "other values are JSON.", _SECTION_MAX))}]
-    # Block ids carry the argument's position, not its name: names may be long or odd.
     for position, (name, value) in enumerate(list(args.items())[:90]):
         is_text = isinstance(value, str)
         shown = value if is_text else json.dumps(value, indent=2 if isinstance(
             value, dict | list) else None)
         blocks.append({
             "type": "input",
-            "block_id": f"{ARG_BLOCK_PREFIX}{position}",
+            "block_id": arg_block_id(name, position),
             "label": _plain(_cut(name if is_text else f"{name} (JSON)", 2000)),
             "element": {
                 "type": "plain_text_input",

@@ -17,7 +17,6 @@ from bot.blocks import (
     ACTION_IGNORE,
     ACTION_REJECT,
     ACTION_RESPOND,
-    ARG_BLOCK_PREFIX,
     ARG_INPUT,
     CHANGES_VIEW,
     EDIT_VIEW,
@@ -25,6 +24,7 @@ from bot.blocks import (
     RESPOND_VIEW,
     TEXT_BLOCK,
     TEXT_INPUT,
+    arg_block_id,
     edit_modal,
     text_modal,
 )
@@ -140,12 +140,11 @@ def register_handlers(app: AsyncApp, *, gateway: Gateway, approval_channel: str 
         names = list(original)
         args: dict[str, Any] = {}
         errors: dict[str, str] = {}
+        by_block = {arg_block_id(n, i): n for i, n in enumerate(names)}
         for block_id, inputs in view["state"]["values"].items():
-            position = block_id.removeprefix(ARG_BLOCK_PREFIX)
-            if not block_id.startswith(ARG_BLOCK_PREFIX) or not position.isdigit() \
-                    or int(position) >= len(names):
+            if block_id not in by_block:
                 continue
-            name = names[int(position)]
+            name = by_block[block_id]
             raw = str(inputs.get(ARG_INPUT, {}).get("value") or "")
             if isinstance(original.get(name), str):
                 args[name] = raw
@@ -155,8 +154,9 @@ def register_handlers(app: AsyncApp, *, gateway: Gateway, approval_channel: str 
             except json.JSONDecodeError as exc:
                 errors[block_id] = f"Not valid JSON: {exc.msg} (line {exc.lineno})."
         if not errors:
-            errors = {f"{ARG_BLOCK_PREFIX}{names.index(k) if k in names else 0}": v
-                      for k, v in (await gateway.edit_errors(request, args)).items()}
+            errors = {arg_block_id(k, names.index(k)): v
+                      for k, v in (await gateway.edit_errors(request, args)).items()
+                      if k in names}
         if errors:
             await ack(response_action="errors", errors=errors)
             return
