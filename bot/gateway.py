@@ -16,7 +16,13 @@ from langgraph.types import Command, StateSnapshot
 
 from bot import messages
 from bot.clock import Clock
-from bot.interrupts import NoSafeDefault, feedback, resume_value, review_items
+from bot.interrupts import (
+    NoSafeDefault,
+    edit_problems,
+    feedback,
+    resume_value,
+    review_items,
+)
 from bot.models import (
     SYSTEM_ACTOR,
     ApprovalRequest,
@@ -350,20 +356,9 @@ class Gateway:
             self._config(run.id))
         schema = next((i.response_schema for i in state.interrupts
                        if i.id == request.interrupt_id), None)
-        if schema is None or isinstance(schema, dict):
-            return {}  # surfaced as JSON Schema (always, once paused): not checked here yet
-        from pydantic import TypeAdapter, ValidationError
-
-        decision = {"type": "edit",
-                    "edited_action": {"name": request.options.get("tool"), "args": args}}
-        try:
-            TypeAdapter(schema).validate_python(decision)
-        except ValidationError as exc:
-            for err in exc.errors():
-                loc = [str(p) for p in err["loc"]]
-                name = next((p for p in loc if p in args), next(iter(args), "args"))
-                errors.setdefault(name, err["msg"])
-        return errors
+        if schema is None:
+            return {}
+        return edit_problems(schema, tool=str(request.options.get("tool")), args=args)
 
     async def expire(self, request_id: str) -> bool:
         """The deadline passed: fail closed (reject) unless somebody decided first."""

@@ -22,6 +22,7 @@ from bot.models import SYSTEM_ACTOR, ActionSpec, ApprovalRequest, RequestStatus
 __all__ = [
     "NoSafeDefault",
     "ReviewItem",
+    "edit_problems",
     "feedback",
     "resume_value",
     "review_items",
@@ -107,6 +108,45 @@ def _allowed_by_schema(schema: Any, name: str, args: Mapping[str, Any]) -> list[
             continue
         allowed.append(decision)
     return allowed
+
+
+def edit_problems(schema: Any, *, tool: str, args: dict[str, Any]) -> dict[str, str]:
+    """What is wrong with edited `args` under a per-call interrupt's `response_schema`.
+
+    Once a thread is paused LangGraph surfaces that schema as JSON Schema (a discriminated
+    union of decisions); the edit branch is checked with `jsonschema`. A Python type (the
+    schema as the middleware wrote it) is checked with pydantic. Keys are argument names.
+    """
+    decision = {"type": "edit", "edited_action": {"name": tool, "args": args}}
+    problems: dict[str, str] = {}
+
+    def note(path: Sequence[Any], message: str) -> None:
+        parts = [str(p) for p in path]
+        name = parts[parts.index("args") + 1] if "args" in parts[:-1] else None
+        problems.setdefault(name if name in args else next(iter(args), "args"), message)
+
+    if isinstance(schema, Mapping):
+        from jsonschema import Draft202012Validator
+
+        defs = schema.get("$defs", {})
+        branches = [schema, *schema.get("oneOf", []), *schema.get("anyOf", [])]
+        resolved = [defs.get(str(b.get("$ref", "")).rsplit("/", 1)[-1], b) for b in branches]
+        edit = next((b for b in resolved
+                     if b.get("properties", {}).get("type", {}).get("const") == "edit"), None)
+        if edit is None:
+            return {next(iter(args), "args"): "This action cannot be edited."}
+        validator = Draft202012Validator({**edit, "$defs": defs})
+        for error in sorted(validator.iter_errors(decision), key=lambda e: list(e.path)):
+            note(list(error.absolute_path), error.message)
+        return problems
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        TypeAdapter(schema).validate_python(decision)
+    except ValidationError as exc:
+        for err in exc.errors():
+            note(err["loc"], err["msg"])
+    return problems
 
 
 def review_items(
