@@ -6,23 +6,17 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.graph import StateGraph
-from langgraph.types import Command, StateSnapshot
+from langgraph.types import StateSnapshot
 
 from bot import messages
 from bot.clock import Clock
-from bot.interrupts import (
-    NoSafeDefault,
-    edit_problems,
-    feedback,
-    resume_value,
-    review_items,
-)
+from bot.decisions import DecisionReply, Decisions
+from bot.errors import InvalidCommandError, UnknownRoleError
+from bot.interrupts import NoSafeDefault, feedback, resume_value, review_items
 from bot.models import (
     SYSTEM_ACTOR,
     ApprovalRequest,
@@ -34,10 +28,11 @@ from bot.models import (
     RunStatus,
 )
 from bot.pauses import build_request
-from bot.policy import Policy, Refusal, check_decision
+from bot.policy import Policy
 from bot.ports import Directory, Notifier
 from bot.store import ApprovalStore
-from graphs.registry import GraphRegistry, GraphSpec
+from bot.threads import GraphThreads, result_of, still_paused_at
+from graphs.registry import GraphRegistry
 
 __all__ = ["DecisionReply", "Gateway", "InvalidCommandError", "new_id"]
 
@@ -47,27 +42,6 @@ log = logging.getLogger(__name__)
 def new_id(prefix: str) -> str:
     """A short random id such as `run-3f9a1c2b7d4e`."""
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-class UnknownRoleError(LookupError):
-    """A pause asks for approvers of a role the policy does not define."""
-
-    def __init__(self, roles: list[str]) -> None:
-        names = ", ".join(f'"{r}"' for r in roles)
-        super().__init__(f"this step needs approvers of role {names}, which the policy does "
-                         "not define; add it under [roles] in the SIGNOFF_POLICY file")
-
-
-class InvalidCommandError(ValueError):
-    """A command that cannot be carried out; its text is shown to the user."""
-
-
-@dataclass(frozen=True, slots=True)
-class DecisionReply:
-    """What a click did, and what (if anything) to tell the person who clicked."""
-
-    accepted: bool
-    message: str | None = None
 
 
 class Gateway:
@@ -87,18 +61,22 @@ class Gateway:
         lease: timedelta = timedelta(minutes=15),
     ) -> None:
         self._store = store
-        self._checkpointer = checkpointer
         self._registry = registry
         self._policy = policy
         self._notifier = notifier
-        self._directory = directory
         self._clock = clock
         self._ids = ids
         self._lease = lease
         self._owner = ids("worker")
-        self._graphs: dict[str, Any] = {}
+        self._threads = GraphThreads(registry=registry, checkpointer=checkpointer)
         self._tasks: set[asyncio.Task[None]] = set()
         self._on_new_deadline: Callable[[], None] = lambda: None
+        self.decisions = Decisions(
+            store=store, threads=self._threads, policy=policy, notifier=notifier,
+            directory=directory, clock=clock,
+            on_decided=lambda run_id: self._spawn(self._resume_run(run_id),
+                                                  name=f"resume {run_id}"),
+        )
 
     @property
     def store(self) -> ApprovalStore:
@@ -129,23 +107,6 @@ class Gateway:
         """Wait until no background work is left (shutdown, tests)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-    def _graph(self, spec: GraphSpec) -> Any:
-        compiled = self._graphs.get(spec.name)
-        if compiled is None:
-            graph = spec.build()
-            if isinstance(graph, StateGraph):
-                compiled = graph.compile(checkpointer=self._checkpointer,
-                                         interrupt_before=list(spec.interrupt_before))
-            else:
-                # A compiled graph gets our checkpointer, as LangGraph's own server does.
-                compiled = graph.copy(update={"checkpointer": self._checkpointer})
-            self._graphs[spec.name] = compiled
-        return compiled
-
-    @staticmethod
-    def _config(run_id: str) -> dict[str, Any]:
-        return {"configurable": {"thread_id": run_id}}
 
     def _lease_until(self) -> datetime:
         return self._clock.now() + self._lease
@@ -183,15 +144,14 @@ class Gateway:
                     name=f"execute {run.id}")
         return run
 
-    async def _execute(self, run: Run, graph_input: dict[str, Any] | None) -> None:
+    async def _execute(self, run: Run, graph_input: dict[str, Any]) -> None:
         """Run the thread (we hold the claim) until it pauses or ends, then report."""
-        spec = self._registry.get(run.graph)
         try:
-            await self._graph(spec).ainvoke(graph_input, self._config(run.id))
+            await self._threads.start(run, graph_input)
         except Exception as exc:  # a graph node raised: this run fails, others go on
             await self._fail(run, exc)
             return
-        await self._after_step(run, spec)
+        await self._after_step(run)
 
     async def _fail(self, run: Run, exc: BaseException) -> None:
         log.exception("run failed", exc_info=exc, extra={"run_id": run.id, "graph": run.graph})
@@ -212,11 +172,10 @@ class Gateway:
         if current.thread_ts is None and ts is not None:
             await self._store.set_run_thread(run.id, channel=current.channel, thread_ts=ts)
 
-    async def _after_step(self, run: Run, spec: GraphSpec) -> None:
-        graph = self._graph(spec)
-        state: StateSnapshot = await graph.aget_state(self._config(run.id))
+    async def _after_step(self, run: Run) -> None:
+        state = await self._threads.state(run)
         if not state.next:
-            result = _result_of(state.values)
+            result = result_of(state.values)
             await self._store.release_run(run.id, owner=self._owner, status=RunStatus.FINISHED,
                                           result=result)
             await self._audit(run, kind="run_finished", actor=SYSTEM_ACTOR, outcome="finished",
@@ -224,13 +183,13 @@ class Gateway:
             log.info("run finished", extra={"run_id": run.id, "graph": run.graph})
             await self._say(run, f":white_check_mark: Run `{run.id}` finished: {result}")
             return
-        await self._pause(run, spec, state)
+        await self._pause(run, state)
 
-    async def _pause(self, run: Run, spec: GraphSpec, state: StateSnapshot) -> None:
+    async def _pause(self, run: Run, state: StateSnapshot) -> None:
         """Make one request per review item, then post them (the run is ours until then)."""
         nodes = {i.id: t.name for t in state.tasks for i in t.interrupts}
         items = review_items(state.values, node=state.next[0], interrupts=state.interrupts,
-                             default_risk=spec.risk)
+                             default_risk=self._threads.spec(run).risk)
         checkpoint_id = str(state.config["configurable"]["checkpoint_id"])
         previous = await self._store.requests_for_run(run.id)
         now = self._clock.now()
@@ -262,8 +221,9 @@ class Gateway:
             tier = self._policy.tier(request.tier)
             if not tier.pauses:
                 # The policy lets this tier through: decide at once, on the record.
-                await self._apply(request.id, outcome=Outcome.APPROVED, actor=SYSTEM_ACTOR,
-                                  comment=f"tier {tier.name} needs no approval", as_vote=False)
+                await self.decisions.apply(request.id, outcome=Outcome.APPROVED,
+                                           actor=SYSTEM_ACTOR, as_vote=False,
+                                           comment=f"tier {tier.name} needs no approval")
                 continue
             await self._post(run, request,
                              mention=self._mention(request.approvers_role) if tier.confirm
@@ -292,168 +252,25 @@ class Gateway:
                 for e in entries if e != "*"]
         return " ".join(tags) or None
 
-    # -- decisions -------------------------------------------------------------------------
+    # -- decisions (see bot.decisions) -----------------------------------------------------
 
     async def check(
         self, *, request_id: str, user: str, outcome: Outcome
     ) -> tuple[ApprovalRequest | None, DecisionReply | None]:
         """Whether `user` may give `outcome` now: (request, None) if so, else the refusal."""
-        request = await self._store.get_request(request_id)
-        if request is None:
-            return None, DecisionReply(False, messages.unknown_request())
-        if request.status is not RequestStatus.PENDING:
-            return request, DecisionReply(False, messages.already_decided(request))
-        run = await self._require_run(request)
-        if DECISION_OF[outcome] not in request.decisions:
-            return request, DecisionReply(False, messages.not_offered(DECISION_OF[outcome]))
-        members = await self._directory.members(
-            self._policy.role_members(request.approvers_role)
-        )
-        refusal = check_decision(request=request, user=user, outcome=outcome, members=members)
-        if refusal is not None:
-            await self._audit(run, kind="refused", actor=user, outcome=outcome.value,
-                              node=request.node, request_id=request.id, detail=refusal.value)
-            log.info("click refused", extra={"request_id": request.id, "user": user,
-                                             "reason": refusal.value})
-            return request, DecisionReply(
-                False, messages.refused(refusal, role=request.approvers_role))
-        if await self._is_stale(request):
-            if not await self._close_stale(run, request, actor=user):
-                # Somebody decided it meanwhile (and the resume moved the thread on).
-                latest = await self._store.get_request(request.id) or request
-                return latest, DecisionReply(False, messages.already_decided(latest))
-            return request, DecisionReply(False, messages.stale())
-        return request, None
+        return await self.decisions.check(request_id=request_id, user=user, outcome=outcome)
 
-    async def decide(
-        self,
-        *,
-        request_id: str,
-        user: str,
-        outcome: Outcome,
-        comment: str | None = None,
-        edited_args: dict[str, Any] | None = None,
-    ) -> DecisionReply:
-        """A person's click: checked, recorded exactly once, then the thread is resumed."""
-        _, refusal = await self.check(request_id=request_id, user=user, outcome=outcome)
-        if refusal is not None:
-            return refusal
-        return await self._apply(request_id, outcome=outcome, actor=user, comment=comment,
-                                 edited_args=edited_args)
+    async def decide(self, **decision: Any) -> DecisionReply:
+        """A person's click: checked, recorded exactly once, then the run is resumed."""
+        return await self.decisions.decide(**decision)
 
     async def edit_errors(self, request: ApprovalRequest, args: dict[str, Any]) -> dict[str, str]:
-        """Why edited tool arguments would be refused, by argument name; empty when fine.
-
-        Per-call HITL interrupts carry the tool's own schema (`response_schema`): the edit is
-        checked against it here, before it is recorded, so LangGraph never sees a bad answer.
-        """
-        errors = {k: "This argument is required." for k in request.options.get("args", {})
-                  if k not in args or args[k] in ("", None)}
-        if errors or request.kind != "hitl_call":
-            return errors
-        run = await self._require_run(request)
-        state = await self._graph(self._registry.get(run.graph)).aget_state(
-            self._config(run.id))
-        schema = next((i.response_schema for i in state.interrupts
-                       if i.id == request.interrupt_id), None)
-        if schema is None:
-            return {}
-        return edit_problems(schema, tool=str(request.options.get("tool")), args=args)
+        """Why edited tool arguments would be refused, by argument name."""
+        return await self.decisions.edit_errors(request, args)
 
     async def expire(self, request_id: str) -> bool:
-        """The deadline passed: fail closed (reject) unless somebody decided first."""
-        request = await self._store.get_request(request_id)
-        if request is None or request.status is not RequestStatus.PENDING:
-            return False
-        if await self._is_stale(request):
-            await self._close_stale(run=await self._require_run(request), request=request,
-                                    actor=SYSTEM_ACTOR)
-            return False
-        reason = messages.timeout_reason(request.timeout)
-        reversible = request.action.reversible and self._policy.tier(request.tier).reversible
-        if request.on_timeout == "approve" and reversible:
-            # Chosen by the policy for reversible actions only; anything else fails closed.
-            reply = await self._apply(request.id, outcome=Outcome.APPROVED, actor=SYSTEM_ACTOR,
-                                      comment=f"{reason}; approved by default (reversible)",
-                                      as_vote=False)
-        else:
-            reply = await self._apply(request.id, outcome=Outcome.TIMED_OUT,
-                                      actor=SYSTEM_ACTOR, comment=reason)
-        return reply.accepted
-
-    async def _apply(
-        self,
-        request_id: str,
-        *,
-        outcome: Outcome,
-        actor: str,
-        comment: str | None,
-        edited_args: dict[str, Any] | None = None,
-        as_vote: bool = True,
-    ) -> DecisionReply:
-        request = await self._store.get_request(request_id)
-        assert request is not None
-        now = self._clock.now()
-        result = await self._store.decide(
-            request_id, outcome=outcome, actor=actor, at=now, comment=comment,
-            edited_args=edited_args, as_vote=as_vote,
-            audit=AuditEntry(at=now, kind="timeout" if outcome is Outcome.TIMED_OUT
-                             else "decision", actor=actor, outcome=outcome.value,
-                             run_id=request.run_id, graph=request.graph, node=request.node,
-                             request_id=request.id, detail=comment or ""),
-        )
-        run = await self._require_run(result.request)
-        if result.duplicate_vote:
-            return DecisionReply(
-                False, messages.refused(Refusal.ALREADY_VOTED, role=request.approvers_role)
-            )
-        if result.lost:
-            return DecisionReply(False, messages.already_decided(result.request))
-        log.info("decision recorded", extra={"request_id": request_id, "user": actor,
-                                             "outcome": outcome.value, "applied": result.applied})
-        await self._redraw(run, result.request)
-        if result.voted:
-            return DecisionReply(True, messages.vote_recorded(result.request))
-        self._spawn(self._resume_run(request.run_id), name=f"resume {request.run_id}")
-        return DecisionReply(True)
-
-    async def _redraw(self, run: Run, request: ApprovalRequest) -> None:
-        if request.message_ts is None:
-            return
-        try:
-            await self._notifier.update_request(run=run, request=request)
-        except Exception:
-            # The decision is committed; a message we could not redraw loses nothing.
-            log.exception("could not update the request's message",
-                          extra={"request_id": request.id})
-
-    async def _is_stale(self, request: ApprovalRequest) -> bool:
-        """True when the thread is no longer paused exactly where the request was made."""
-        run = await self._require_run(request)
-        if run.status in (RunStatus.CANCELLED, RunStatus.FINISHED, RunStatus.FAILED):
-            return True
-        state = await self._graph(self._registry.get(run.graph)).aget_state(
-            self._config(run.id))
-        return not _still_paused_at(state, request)
-
-    async def _close_stale(self, run: Run, request: ApprovalRequest, *, actor: str) -> bool:
-        closed = await self._store.close_request(
-            request.id, status=RequestStatus.STALE,
-            audit=AuditEntry(at=self._clock.now(), kind="stale", actor=actor, outcome="stale",
-                             run_id=run.id, graph=run.graph, node=request.node,
-                             request_id=request.id, detail="thread moved on"))
-        if closed:
-            log.warning("request closed as stale", extra={"request_id": request.id})
-            after = await self._store.get_request(request.id)
-            if after is not None:
-                await self._redraw(run, after)
-        return closed
-
-    async def _require_run(self, request: ApprovalRequest) -> Run:
-        run = await self._store.get_run(request.run_id)
-        if run is None:
-            raise LookupError(f"request {request.id} names unknown run {request.run_id}")
-        return run
+        """The deadline passed: fail closed unless somebody decided first."""
+        return await self.decisions.expire(request_id)
 
     # -- resuming --------------------------------------------------------------------------
 
@@ -491,9 +308,8 @@ class Gateway:
                 return
         run = await self._store.get_run(run_id)
         assert run is not None
-        spec = self._registry.get(run.graph)
         try:
-            if not await self._continue(run, spec, group):
+            if not await self._continue(run, group):
                 return
         except Exception as exc:
             for request in group:
@@ -506,35 +322,34 @@ class Gateway:
                               outcome=request.status.value, node=request.node,
                               request_id=request.id)
         log.info("run resumed", extra={"run_id": run.id, "requests": [r.id for r in group]})
-        await self._after_step(run, spec)
+        await self._after_step(run)
 
-    async def _continue(self, run: Run, spec: GraphSpec, group: list[ApprovalRequest]) -> bool:
+    async def _continue(self, run: Run, group: list[ApprovalRequest]) -> bool:
         """Hand the decisions to the thread and run it on; False if it could not be."""
-        graph = self._graph(spec)
-        config = self._config(run.id)
-        state = await graph.aget_state(config)
+        state = await self._threads.state(run)
         first = group[0]
         if first.kind == "static":
             if first.resume_state is ResumeState.QUEUED:
-                if not _still_paused_at(state, first):
+                if not still_paused_at(state, first):
                     await self._refuse_stale_resume(run, group, state)
                     return False
-                await graph.aupdate_state(config, {spec.feedback_key: feedback(first)})
+                await self._threads.patch(run, feedback(first))
                 await self._store.set_resume_state(first.id, ResumeState.PATCHED)
-            await graph.ainvoke(None, config)
+            await self._threads.run_on(run)
             return True
-        if not all(_still_paused_at(state, r) for r in group):
+        if not all(still_paused_at(state, r) for r in group):
             await self._refuse_stale_resume(run, group, state)
             return False
         by_interrupt: dict[str, list[ApprovalRequest]] = {}
         for request in group:
             by_interrupt.setdefault(str(request.interrupt_id), []).append(request)
         try:
-            resume = {iid: resume_value(reqs[0].kind, reqs) for iid, reqs in by_interrupt.items()}
+            answers = {iid: resume_value(reqs[0].kind, reqs)
+                       for iid, reqs in by_interrupt.items()}
         except NoSafeDefault:
             await self._stop_undecidable(run, group)
             return False
-        await graph.ainvoke(Command(resume=resume), config)
+        await self._threads.resume(run, answers)
         return True
 
     async def _stop_undecidable(self, run: Run, group: list[ApprovalRequest]) -> None:
@@ -582,52 +397,10 @@ class Gateway:
             raise InvalidCommandError(
                 f"Run `{run_id}` is {run.status.value}; only a paused run can be cancelled.")
         for request in await self._store.requests_for_run(run.id):
-            closed = await self._store.close_request(
-                request.id, status=RequestStatus.CANCELLED,
-                audit=AuditEntry(at=self._clock.now(), kind="cancel", actor=user,
-                                 outcome="cancelled", run_id=run.id, graph=run.graph,
-                                 node=request.node, request_id=request.id))
-            if closed:
-                after = await self._store.get_request(request.id)
-                if after is not None:
-                    await self._redraw(run, after)
+            await self.decisions.close(run, request, status=RequestStatus.CANCELLED, actor=user)
         await self._store.release_run(run.id, owner=self._owner, status=RunStatus.CANCELLED,
                                       result=f"cancelled by {user}")
         await self._say(run, f":no_entry_sign: Run `{run.id}` was cancelled by <@{user}>.")
         return f"Cancelled run `{run.id}`."
 
 
-
-DECISION_OF = {
-    Outcome.APPROVED: "approve",
-    Outcome.REJECTED: "reject",
-    Outcome.CHANGES_REQUESTED: "changes",
-    Outcome.EDITED: "edit",
-    Outcome.RESPONDED: "respond",
-    Outcome.IGNORED: "ignore",
-    Outcome.TIMED_OUT: "timeout",
-}
-
-
-def _still_paused_at(state: StateSnapshot, request: ApprovalRequest) -> bool:
-    """Whether the thread still waits exactly where the request was made.
-
-    A dynamic interrupt is bound to its id (LangGraph ignores answers to consumed ids);
-    a static breakpoint to the checkpoint the reviewer saw.
-    """
-    if request.interrupt_id is not None:
-        return any(i.id == request.interrupt_id for i in state.interrupts)
-    current = state.config.get("configurable", {}).get("checkpoint_id")
-    return current == request.checkpoint_id and request.node in state.next
-
-
-def _result_of(values: dict[str, Any]) -> str:
-    """A finished run's result: its `result` key, or the last message an agent wrote."""
-    if values.get("result"):
-        return str(values["result"])
-    messages_ = values.get("messages") or []
-    if messages_:
-        content = getattr(messages_[-1], "content", None)
-        if content:
-            return content if isinstance(content, str) else str(content)
-    return "finished"

@@ -35,6 +35,10 @@ class RunStatus(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
 
+    @property
+    def is_over(self) -> bool:
+        return self in (RunStatus.FINISHED, RunStatus.FAILED, RunStatus.CANCELLED)
+
 
 class RequestStatus(StrEnum):
     """An approval request's state (DESIGN.md, "An approval request's life")."""
@@ -65,6 +69,13 @@ class Outcome(StrEnum):
     EDITED = "edited"  # approved with the reviewer's changes to the arguments
     RESPONDED = "responded"  # the reviewer answered in the tool's place
     IGNORED = "ignored"  # the reviewer skipped the step (Agent Inbox)
+
+    @property
+    def decision(self) -> str:
+        """The button's name for this outcome, as listed in `ApprovalRequest.decisions`."""
+        return {"approved": "approve", "rejected": "reject", "changes_requested": "changes",
+                "edited": "edit", "responded": "respond", "ignored": "ignore",
+                "timed_out": "timeout"}[self.value]
 
     @property
     def status(self) -> RequestStatus:

@@ -1,0 +1,219 @@
+"""Clicks and deadlines: who may decide, and recording each decision exactly once."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bot import messages
+from bot.clock import Clock
+from bot.interrupts import edit_problems
+from bot.models import SYSTEM_ACTOR, ApprovalRequest, AuditEntry, Outcome, RequestStatus, Run
+from bot.policy import Policy, Refusal, check_decision
+from bot.ports import Directory, Notifier
+from bot.store import ApprovalStore
+from bot.threads import GraphThreads, still_paused_at
+
+__all__ = ["DecisionReply", "Decisions"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionReply:
+    """What a click did, and what (if anything) to tell the person who clicked."""
+
+    accepted: bool
+    message: str | None = None
+
+
+class Decisions:
+    """Checks a click against the policy and the thread, then records it with compare-and-set.
+
+    A recorded decision is handed to `on_decided(run_id)`, which resumes the run; nothing
+    here touches a thread but to read where it is paused.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: ApprovalStore,
+        threads: GraphThreads,
+        policy: Policy,
+        notifier: Notifier,
+        directory: Directory,
+        clock: Clock,
+        on_decided: Callable[[str], None],
+    ) -> None:
+        self._store = store
+        self._threads = threads
+        self._policy = policy
+        self._notifier = notifier
+        self._directory = directory
+        self._clock = clock
+        self._on_decided = on_decided
+
+    async def check(
+        self, *, request_id: str, user: str, outcome: Outcome
+    ) -> tuple[ApprovalRequest | None, DecisionReply | None]:
+        """Whether `user` may give `outcome` now: (request, None) if so, else the refusal."""
+        request = await self._store.get_request(request_id)
+        if request is None:
+            return None, DecisionReply(False, messages.unknown_request())
+        if request.status is not RequestStatus.PENDING:
+            return request, DecisionReply(False, messages.already_decided(request))
+        run = await self.require_run(request)
+        if outcome.decision not in request.decisions:
+            return request, DecisionReply(False, messages.not_offered(outcome.decision))
+        members = await self._directory.members(
+            self._policy.role_members(request.approvers_role)
+        )
+        refusal = check_decision(request=request, user=user, outcome=outcome, members=members)
+        if refusal is not None:
+            await self._store.append_audit(AuditEntry(
+                at=self._clock.now(), kind="refused", actor=user, outcome=outcome.value,
+                run_id=run.id, graph=run.graph, node=request.node, request_id=request.id,
+                detail=refusal.value))
+            log.info("click refused", extra={"request_id": request.id, "user": user,
+                                             "reason": refusal.value})
+            return request, DecisionReply(
+                False, messages.refused(refusal, role=request.approvers_role))
+        if await self._is_stale(run, request):
+            if not await self.close(run, request, status=RequestStatus.STALE, actor=user):
+                # Somebody decided it meanwhile (and the resume moved the thread on).
+                latest = await self._store.get_request(request.id) or request
+                return latest, DecisionReply(False, messages.already_decided(latest))
+            return request, DecisionReply(False, messages.stale())
+        return request, None
+
+    async def decide(
+        self,
+        *,
+        request_id: str,
+        user: str,
+        outcome: Outcome,
+        comment: str | None = None,
+        edited_args: dict[str, Any] | None = None,
+    ) -> DecisionReply:
+        """A person's click: checked, recorded exactly once, then the run is resumed."""
+        _, refusal = await self.check(request_id=request_id, user=user, outcome=outcome)
+        if refusal is not None:
+            return refusal
+        return await self.apply(request_id, outcome=outcome, actor=user, comment=comment,
+                                edited_args=edited_args)
+
+    async def edit_errors(self, request: ApprovalRequest, args: dict[str, Any]) -> dict[str, str]:
+        """Why edited tool arguments would be refused, by argument name; empty when fine.
+
+        Per-call HITL interrupts carry the tool's own schema (`response_schema`): the edit is
+        checked against it here, before it is recorded, so LangGraph never sees a bad answer.
+        """
+        errors = {k: "This argument is required." for k in request.options.get("args", {})
+                  if k not in args or args[k] in ("", None)}
+        if errors or request.kind != "hitl_call":
+            return errors
+        state = await self._threads.state(await self.require_run(request))
+        schema = next((i.response_schema for i in state.interrupts
+                       if i.id == request.interrupt_id), None)
+        if schema is None:
+            return {}
+        return edit_problems(schema, tool=str(request.options.get("tool")), args=args)
+
+    async def expire(self, request_id: str) -> bool:
+        """The deadline passed: fail closed (reject) unless somebody decided first."""
+        request = await self._store.get_request(request_id)
+        if request is None or request.status is not RequestStatus.PENDING:
+            return False
+        run = await self.require_run(request)
+        if await self._is_stale(run, request):
+            await self.close(run, request, status=RequestStatus.STALE, actor=SYSTEM_ACTOR)
+            return False
+        reason = messages.timeout_reason(request.timeout)
+        reversible = request.action.reversible and self._policy.tier(request.tier).reversible
+        if request.on_timeout == "approve" and reversible:
+            # Chosen by the policy for reversible actions only; anything else fails closed.
+            reply = await self.apply(request.id, outcome=Outcome.APPROVED, actor=SYSTEM_ACTOR,
+                                     comment=f"{reason}; approved by default (reversible)",
+                                     as_vote=False)
+        else:
+            reply = await self.apply(request.id, outcome=Outcome.TIMED_OUT, actor=SYSTEM_ACTOR,
+                                     comment=reason)
+        return reply.accepted
+
+    async def apply(
+        self,
+        request_id: str,
+        *,
+        outcome: Outcome,
+        actor: str,
+        comment: str | None,
+        edited_args: dict[str, Any] | None = None,
+        as_vote: bool = True,
+    ) -> DecisionReply:
+        """Record a decision (compare-and-set, with its audit entry), redraw, hand it on."""
+        request = await self._store.get_request(request_id)
+        assert request is not None
+        now = self._clock.now()
+        result = await self._store.decide(
+            request_id, outcome=outcome, actor=actor, at=now, comment=comment,
+            edited_args=edited_args, as_vote=as_vote,
+            audit=AuditEntry(at=now, kind="timeout" if outcome is Outcome.TIMED_OUT
+                             else "decision", actor=actor, outcome=outcome.value,
+                             run_id=request.run_id, graph=request.graph, node=request.node,
+                             request_id=request.id, detail=comment or ""),
+        )
+        if result.duplicate_vote:
+            return DecisionReply(
+                False, messages.refused(Refusal.ALREADY_VOTED, role=request.approvers_role)
+            )
+        if result.lost:
+            return DecisionReply(False, messages.already_decided(result.request))
+        log.info("decision recorded", extra={"request_id": request_id, "user": actor,
+                                             "outcome": outcome.value, "applied": result.applied})
+        await self.redraw(await self.require_run(result.request), result.request)
+        if result.voted:
+            return DecisionReply(True, messages.vote_recorded(result.request))
+        self._on_decided(request.run_id)
+        return DecisionReply(True)
+
+    async def close(
+        self, run: Run, request: ApprovalRequest, *, status: RequestStatus, actor: str
+    ) -> bool:
+        """Close a pending request without a resume (stale, cancelled); redraw it."""
+        kind = "stale" if status is RequestStatus.STALE else "cancel"
+        closed = await self._store.close_request(
+            request.id, status=status,
+            audit=AuditEntry(at=self._clock.now(), kind=kind, actor=actor,
+                             outcome=status.value, run_id=run.id, graph=run.graph,
+                             node=request.node, request_id=request.id,
+                             detail="thread moved on" if kind == "stale" else ""))
+        if closed:
+            log.info("request closed", extra={"request_id": request.id, "status": status.value})
+            after = await self._store.get_request(request.id)
+            if after is not None:
+                await self.redraw(run, after)
+        return closed
+
+    async def redraw(self, run: Run, request: ApprovalRequest) -> None:
+        """Update the request's Slack message; a failure here never loses the decision."""
+        if request.message_ts is None:
+            return
+        try:
+            await self._notifier.update_request(run=run, request=request)
+        except Exception:
+            log.exception("could not update the request's message",
+                          extra={"request_id": request.id})
+
+    async def _is_stale(self, run: Run, request: ApprovalRequest) -> bool:
+        """True when the thread is no longer paused exactly where the request was made."""
+        if run.status.is_over:
+            return True
+        return not still_paused_at(await self._threads.state(run), request)
+
+    async def require_run(self, request: ApprovalRequest) -> Run:
+        run = await self._store.get_run(request.run_id)
+        if run is None:
+            raise LookupError(f"request {request.id} names unknown run {request.run_id}")
+        return run
