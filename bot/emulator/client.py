@@ -82,11 +82,15 @@ class SlackEventsClient:
         return response
 
     def click(self, *, user: str, channel: str, message_ts: str, action_id: str,
-              value: str | None = None, forged: bool = False,
-              stale: bool = False) -> httpx.Response:
-        """Click a button of a message as it is now; `ButtonNotFoundError` if it has none."""
+              value: str | None = None, forged: bool = False, stale: bool = False,
+              as_shown: Json | None = None) -> httpx.Response:
+        """Click a button of a message as it is now; `ButtonNotFoundError` if it has none.
+
+        `as_shown` clicks the message as a client last drew it (Slack does not disable a
+        button after a click, so a double click sends the old buttons twice).
+        """
         channel_id = self._channel(channel)
-        message = self.state.message(channel_id, message_ts)
+        message = as_shown or self.state.message(channel_id, message_ts)
         ephemeral = message is None
         if message is None:
             message = self.state.ephemeral(user=user, ts=message_ts)

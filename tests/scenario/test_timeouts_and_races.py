@@ -88,9 +88,10 @@ def test_double_click_gives_one_decision(
     for attempt in range(5):
         request = request_deploy(f"Ship api v{attempt} to staging")
 
-        def click(user: str, ts: str = request["ts"]) -> int:
-            return emulator.client.click(user=user, channel=APPROVALS, message_ts=ts,
-                                         action_id="signoff.approve").status_code
+        def click(user: str, shown: dict[str, Any] = request) -> int:
+            return emulator.client.click(user=user, channel=APPROVALS, message_ts=shown["ts"],
+                                         action_id="signoff.approve",
+                                         as_shown=shown).status_code
 
         with ThreadPoolExecutor(2) as pool:
             assert list(pool.map(click, ["U0BOB", "U0CAROL"])) == [200, 200]
@@ -119,8 +120,8 @@ def test_click_racing_the_deadline_gives_one_outcome(
     emulator.wait_for(lambda: emulator.state.clock() >= deadline - 0.02, timeout=3)
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(lambda r: emulator.client.click(
-            user="U0BOB", channel=APPROVALS, message_ts=r["ts"], action_id="signoff.approve"),
-            requests))
+            user="U0BOB", channel=APPROVALS, message_ts=r["ts"], action_id="signoff.approve",
+            as_shown=r), requests))
     emulator.wait_for(lambda: not bot.call(lambda: bot.service.store.pending_requests()),
                       timeout=4, message="every request decided")
     bot.idle()
