@@ -53,8 +53,8 @@ def run_started(*, run_id: str, graph: str) -> str:
     return f"Started run `{run_id}` of `{graph}`. I'll post the approval request when it pauses."
 
 
-def usage(graphs: list[str]) -> str:
-    listed = "\n".join(f"• `{g}`" for g in graphs) or "none"
+def usage(graphs: list[tuple[str, str]]) -> str:
+    listed = "\n".join(f"• `{name}`: {description}" for name, description in graphs) or "none"
     return (
         "Usage: `/signoff <graph> <task>` starts a run, `/signoff pending` lists open "
         "requests, `/signoff cancel <run id>` cancels a run you started, `/signoff help`.\n"

@@ -65,9 +65,9 @@ class GraphRegistry:
         except KeyError:
             raise UnknownGraphError(name, self.names()) from None
 
-    def describe(self) -> list[str]:
-        """One line per graph: its name and what it does."""
-        return [f"{s.name}: {s.description}" for s in self._specs.values()]
+    def describe(self) -> list[tuple[str, str]]:
+        """Each graph's name and what it does, in the order registered."""
+        return [(s.name, s.description) for s in self._specs.values()]
 
     def names(self) -> list[str]:
         return list(self._specs)

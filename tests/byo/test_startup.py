@@ -63,9 +63,9 @@ def test_help_lists_the_loaded_graphs(
     help_text = str(until(emulator, lambda: next(
         (e for e in emulator.state.ephemerals("U0ALICE") if "Graphs:" in e["text"]), None),
         what="help shown")["text"])
-    for line in ("`mail: Mail agent: sends one email, reviewed as a batch.`",
-                 "`percall: Mail agent: sends one email, reviewed per tool call.`",
-                 "`newsletter: Newsletter: asks a plain interrupt() question before sending.`",
-                 "`parallel: Fan-out: two branches, each asking for approval at the same time.`",
-                 "`deploy: "):
+    for line in ("• `mail`: Mail agent: sends one email, reviewed as a batch.",
+                 "• `percall`: Mail agent: sends one email, reviewed per tool call.",
+                 "• `newsletter`: Newsletter: asks a plain interrupt() question before sending.",
+                 "• `parallel`: Fan-out: two branches, each asking for approval at the same time.",
+                 "• `deploy`: "):
         assert line in help_text
