@@ -32,8 +32,9 @@ class DecisionReply:
 class Decisions:
     """Checks a click against the policy and the thread, then records it with compare-and-set.
 
-    A recorded decision is handed to `on_decided(run_id)`, which resumes the run; nothing
-    here touches a thread but to read where it is paused.
+    A recorded decision is handed to `on_decided(run, request)`, which redraws the message and
+    resumes the run in the background; nothing here touches a thread but to read where it is
+    paused.
     """
 
     def __init__(
@@ -45,7 +46,7 @@ class Decisions:
         notifier: Notifier,
         directory: Directory,
         clock: Clock,
-        on_decided: Callable[[str], None],
+        on_decided: Callable[[Run, ApprovalRequest], None],
     ) -> None:
         self._store = store
         self._threads = threads
@@ -65,6 +66,11 @@ class Decisions:
         if request.status is not RequestStatus.PENDING:
             return request, DecisionReply(False, messages.already_decided(request))
         run = await self.require_run(request)
+        if self._clock.now() >= request.deadline:
+            # Too late, even if the deadline has not fired yet: it fails closed now.
+            await self.expire(request.id)
+            latest = await self._store.get_request(request.id) or request
+            return latest, DecisionReply(False, messages.already_decided(latest))
         if outcome.decision not in request.decisions:
             return request, DecisionReply(False, messages.not_offered(outcome.decision))
         members = await self._directory.members(
@@ -172,10 +178,13 @@ class Decisions:
             return DecisionReply(False, messages.already_decided(result.request))
         log.info("decision recorded", extra={"request_id": request_id, "user": actor,
                                              "outcome": outcome.value, "applied": result.applied})
-        await self.redraw(await self.require_run(result.request), result.request)
+        run = await self.require_run(result.request)
         if result.voted:
+            await self.redraw(run, result.request)
             return DecisionReply(True, messages.vote_recorded(result.request))
-        self._on_decided(request.run_id)
+        # Committed: the message and the resume follow in the background, so a burst of
+        # timeouts is recorded at once rather than one Slack round trip at a time.
+        self._on_decided(run, result.request)
         return DecisionReply(True)
 
     async def close(

@@ -74,8 +74,8 @@ class Gateway:
         self.decisions = Decisions(
             store=store, threads=self._threads, policy=policy, notifier=notifier,
             directory=directory, clock=clock,
-            on_decided=lambda run_id: self._spawn(self._resume_run(run_id),
-                                                  name=f"resume {run_id}"),
+            on_decided=lambda run, request: self._spawn(
+                self._after_decision(run, request), name=f"decided {request.id}"),
         )
 
     @property
@@ -273,6 +273,10 @@ class Gateway:
         return await self.decisions.expire(request_id)
 
     # -- resuming --------------------------------------------------------------------------
+
+    async def _after_decision(self, run: Run, request: ApprovalRequest) -> None:
+        await self.decisions.redraw(run, request)
+        await self._resume_run(run.id)
 
     async def _ready(self, run_id: str) -> list[ApprovalRequest]:
         """The decided requests of the oldest pause whose every request is decided."""

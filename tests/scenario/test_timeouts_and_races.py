@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.emulator.runner import EmulatorServer
@@ -135,3 +135,37 @@ def test_click_racing_the_deadline_gives_one_outcome(
             outcomes[e.request_id] = e.outcome
     assert len(outcomes) == 4
     assert len(executions.plans) == list(outcomes.values()).count("approved")
+
+
+class ShiftedClock:
+    """Wall-clock time plus an offset a test can move forward."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+def test_a_click_after_the_deadline_loses_even_before_the_deadline_fires(
+    emulator: EmulatorServer, start_bot: Callable[..., ThreadedBot],
+    request_deploy: Callable[..., dict[str, Any]],
+) -> None:
+    """Time passes the deadline while the scheduler sleeps: a late Approve is still refused."""
+    executions, clock = Executions(), ShiftedClock()
+    bot = start_bot(Deps(policy=Policy.default(), clock=clock, scheduler_max_sleep=60,
+                         registry=GraphRegistry([deploy_spec(execute=executions)])))
+    request = request_deploy("Ship api v2 to staging")
+    clock.offset = timedelta(minutes=31)  # past the 30-minute deadline; nothing has fired
+    emulator.client.click(user="U0BOB", channel=APPROVALS, message_ts=request["ts"],
+                          action_id="signoff.approve")
+    told = emulator.wait_for(lambda: [e["text"] for e in emulator.state.ephemerals("U0BOB")],
+                             message="the late reviewer is answered")
+    assert "already timed out (no decision within 30 min)" in told[0]
+    emulator.wait_for(lambda: [m for m in emulator.state.thread(APPROVALS, request["ts"])
+                               if "Not executed" in m["text"]], timeout=4)
+    bot.idle()
+    assert executions.plans == []
+    audit = bot.call(lambda: bot.service.store.audit())
+    assert [(e.kind, e.outcome) for e in audit if e.kind in ("decision", "timeout")] == [
+        ("timeout", "timed_out")]
