@@ -59,6 +59,7 @@ class Gateway:
         clock: Clock,
         ids: Callable[[str], str] = new_id,
         lease: timedelta = timedelta(minutes=15),
+        max_resumes: int = 4,
     ) -> None:
         self._store = store
         self._registry = registry
@@ -70,6 +71,9 @@ class Gateway:
         self._owner = ids("worker")
         self._threads = GraphThreads(registry=registry, checkpointer=checkpointer)
         self._tasks: set[asyncio.Task[None]] = set()
+        # Resumes run a few at a time, so a burst of timeouts or clicks cannot starve the
+        # recording of further decisions (they queue here, holding no database lock).
+        self._resume_slots = asyncio.Semaphore(max_resumes)
         self._on_new_deadline: Callable[[], None] = lambda: None
         self.decisions = Decisions(
             store=store, threads=self._threads, policy=policy, notifier=notifier,
@@ -275,8 +279,9 @@ class Gateway:
     # -- resuming --------------------------------------------------------------------------
 
     async def _after_decision(self, run: Run, request: ApprovalRequest) -> None:
-        await self.decisions.redraw(run, request)
-        await self._resume_run(run.id)
+        async with self._resume_slots:
+            await self.decisions.redraw(run, request)
+            await self._resume_run(run.id)
 
     async def _ready(self, run_id: str) -> list[ApprovalRequest]:
         """The decided requests of the oldest pause whose every request is decided."""
