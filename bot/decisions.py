@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +13,7 @@ from bot.interrupts import edit_problems
 from bot.models import SYSTEM_ACTOR, ApprovalRequest, AuditEntry, Outcome, RequestStatus, Run
 from bot.policy import Policy, Refusal, check_decision
 from bot.ports import Directory, Notifier
-from bot.store import ApprovalStore
+from bot.store import ApprovalStore, Decision
 from bot.threads import GraphThreads, still_paused_at
 
 __all__ = ["DecisionReply", "Decisions"]
@@ -130,23 +130,36 @@ class Decisions:
     async def expire(self, request_id: str) -> bool:
         """The deadline passed: fail closed (reject) unless somebody decided first."""
         request = await self._store.get_request(request_id)
-        if request is None or request.status is not RequestStatus.PENDING:
-            return False
-        run = await self.require_run(request)
-        if await self._is_stale(run, request):
-            await self.close(run, request, status=RequestStatus.STALE, actor=SYSTEM_ACTOR)
-            return False
-        reason = messages.timeout_reason(request.timeout)
-        reversible = request.action.reversible and self._policy.tier(request.tier).reversible
-        if request.on_timeout == "approve" and reversible:
-            # Chosen by the policy for reversible actions only; anything else fails closed.
-            reply = await self.apply(request.id, outcome=Outcome.APPROVED, actor=SYSTEM_ACTOR,
-                                     comment=f"{reason}; approved by default (reversible)",
-                                     as_vote=False)
-        else:
-            reply = await self.apply(request.id, outcome=Outcome.TIMED_OUT, actor=SYSTEM_ACTOR,
-                                     comment=reason)
-        return reply.accepted
+        return request is not None and bool(await self.expire_many([request]))
+
+    async def expire_many(self, requests: Sequence[ApprovalRequest]) -> list[ApprovalRequest]:
+        """Time out every given request still pending, in one transaction; returns those
+        that timed out. Redraws and resumes follow in the background, so a burst of
+        deadlines is on record at once. (A request whose thread moved on meanwhile is
+        caught when its run is resumed, under the run's claim.)"""
+        now = self._clock.now()
+        batch = []
+        for request in requests:
+            reason = messages.timeout_reason(request.timeout)
+            reversible = request.action.reversible and self._policy.tier(request.tier).reversible
+            if request.on_timeout == "approve" and reversible:
+                # Chosen by the policy for reversible actions only; all else fails closed.
+                outcome, comment = Outcome.APPROVED, f"{reason}; approved by default (reversible)"
+            else:
+                outcome, comment = Outcome.TIMED_OUT, reason
+            batch.append(Decision(
+                request_id=request.id, outcome=outcome, actor=SYSTEM_ACTOR, at=now,
+                comment=comment, as_vote=False,
+                audit=AuditEntry(at=now, kind="timeout" if outcome is Outcome.TIMED_OUT
+                                 else "decision", actor=SYSTEM_ACTOR, outcome=outcome.value,
+                                 run_id=request.run_id, graph=request.graph,
+                                 node=request.node, request_id=request.id, detail=comment)))
+        timed_out = []
+        for result in await self._store.decide_many(batch):
+            if result.applied:
+                timed_out.append(result.request)
+                self._on_decided(await self.require_run(result.request), result.request)
+        return timed_out
 
     async def apply(
         self,

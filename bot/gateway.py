@@ -276,6 +276,10 @@ class Gateway:
         """The deadline passed: fail closed unless somebody decided first."""
         return await self.decisions.expire(request_id)
 
+    async def expire_many(self, requests: list[ApprovalRequest]) -> list[ApprovalRequest]:
+        """Time out a batch of due requests in one transaction; returns those timed out."""
+        return await self.decisions.expire_many(requests)
+
     # -- resuming --------------------------------------------------------------------------
 
     async def _after_decision(self, run: Run, request: ApprovalRequest) -> None:

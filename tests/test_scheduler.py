@@ -64,6 +64,9 @@ class FakeGateway:
             self.fired.set()
         return result.applied
 
+    async def expire_many(self, requests: list[ApprovalRequest]) -> list[ApprovalRequest]:
+        return [r for r in requests if await self.expire(r.id)]
+
 
 @pytest.fixture
 def clock() -> ManualClock:

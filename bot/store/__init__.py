@@ -1,5 +1,5 @@
 """Storage of runs, approval requests, votes, deadlines and the audit trail."""
 
-from bot.store.base import ApprovalStore, DecisionResult, open_store
+from bot.store.base import ApprovalStore, Decision, DecisionResult, open_store
 
-__all__ = ["ApprovalStore", "DecisionResult", "open_store"]
+__all__ = ["ApprovalStore", "Decision", "DecisionResult", "open_store"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,7 +18,21 @@ from bot.models import (
     RunStatus,
 )
 
-__all__ = ["ApprovalStore", "DecisionResult", "open_store"]
+__all__ = ["ApprovalStore", "Decision", "DecisionResult", "open_store"]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One decision to apply: who gave which outcome on which request, and its audit entry."""
+
+    request_id: str
+    outcome: Outcome
+    actor: str
+    at: datetime
+    comment: str | None
+    audit: AuditEntry
+    edited_args: dict[str, Any] | None = None
+    as_vote: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +153,14 @@ class ApprovalStore(abc.ABC):
         user) and decides only when the quorum is met; `as_vote=False` (a policy default on
         timeout) decides at once. A request no longer pending is left
         as it is (`lost`), and nothing is written.
+        """
+
+    @abc.abstractmethod
+    async def decide_many(self, decisions: Sequence[Decision]) -> list[DecisionResult]:
+        """Apply several decisions in one transaction, each as `decide` would, in order.
+
+        The deadline scheduler records a burst of timeouts this way: one commit, not one
+        per request.
         """
 
     @abc.abstractmethod

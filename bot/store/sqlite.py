@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -24,7 +24,7 @@ from bot.models import (
     RunStatus,
     Vote,
 )
-from bot.store.base import ApprovalStore, DecisionResult
+from bot.store.base import ApprovalStore, Decision, DecisionResult
 
 __all__ = ["MIGRATIONS", "SqliteApprovalStore"]
 
@@ -400,40 +400,14 @@ class SqliteApprovalStore(ApprovalStore):
         edited_args: dict[str, Any] | None = None,
         as_vote: bool = True,
     ) -> DecisionResult:
+        [result] = await self.decide_many([Decision(
+            request_id=request_id, outcome=outcome, actor=actor, at=at, comment=comment,
+            audit=audit, edited_args=edited_args, as_vote=as_vote)])
+        return result
+
+    async def decide_many(self, decisions: Sequence[Decision]) -> list[DecisionResult]:
         async with self._tx() as db:
-            found = await _select_requests(db, "id = ?", (request_id,))
-            if not found:
-                raise KeyError(request_id)
-            current = found[0]
-            if current.status is not RequestStatus.PENDING:
-                return DecisionResult(request=current)
-            if outcome is Outcome.APPROVED and as_vote and current.approvals_required > 1:
-                cur = await db.execute(
-                    _INSERT_VOTE,
-                    (request_id, actor, _ts(at)),
-                )
-                if cur.rowcount == 0:
-                    return DecisionResult(request=current, duplicate_vote=True)
-                count = len(current.votes) + 1
-                if count < current.approvals_required:
-                    await _insert_audit(db, _replace_kind(audit, "vote"))
-                    after = await _select_requests(db, "id = ?", (request_id,))
-                    return DecisionResult(request=after[0], voted=True)
-            elif outcome is Outcome.APPROVED and as_vote:
-                await db.execute(
-                    _INSERT_VOTE,
-                    (request_id, actor, _ts(at)),
-                )
-            await db.execute(
-                "UPDATE signoff_requests SET status = ?, decided_by = ?, decided_at = ?, "
-                "comment = ?, edited_args = ?, resume_state = 'queued' "
-                "WHERE id = ? AND status = 'pending'",
-                (outcome.status.value, actor, _ts(at), comment,
-                 None if edited_args is None else json.dumps(edited_args), request_id),
-            )
-            await _insert_audit(db, audit)
-            after = await _select_requests(db, "id = ?", (request_id,))
-            return DecisionResult(request=after[0], applied=True)
+            return [await _decide(db, d) for d in decisions]
 
     async def close_request(
         self, request_id: str, *, status: RequestStatus, audit: AuditEntry
@@ -500,6 +474,35 @@ async def _enable_wal(conn: aiosqlite.Connection, *, attempts: int = 200) -> Non
             if "locked" not in str(exc) or attempt == attempts - 1:
                 raise
             await asyncio.sleep(0.01)
+
+
+async def _decide(db: aiosqlite.Connection, d: Decision) -> DecisionResult:
+    """One compare-and-set decision inside the caller's transaction."""
+    found = await _select_requests(db, "id = ?", (d.request_id,))
+    if not found:
+        raise KeyError(d.request_id)
+    current = found[0]
+    if current.status is not RequestStatus.PENDING:
+        return DecisionResult(request=current)
+    if d.outcome is Outcome.APPROVED and d.as_vote:
+        cur = await db.execute(_INSERT_VOTE, (d.request_id, d.actor, _ts(d.at)))
+        if current.approvals_required > 1:
+            if cur.rowcount == 0:
+                return DecisionResult(request=current, duplicate_vote=True)
+            if len(current.votes) + 1 < current.approvals_required:
+                await _insert_audit(db, _replace_kind(d.audit, "vote"))
+                after = await _select_requests(db, "id = ?", (d.request_id,))
+                return DecisionResult(request=after[0], voted=True)
+    await db.execute(
+        "UPDATE signoff_requests SET status = ?, decided_by = ?, decided_at = ?, "
+        "comment = ?, edited_args = ?, resume_state = 'queued' "
+        "WHERE id = ? AND status = 'pending'",
+        (d.outcome.status.value, d.actor, _ts(d.at), d.comment,
+         None if d.edited_args is None else json.dumps(d.edited_args), d.request_id),
+    )
+    await _insert_audit(db, d.audit)
+    after = await _select_requests(db, "id = ?", (d.request_id,))
+    return DecisionResult(request=after[0], applied=True)
 
 
 def _split_sql(script: str) -> list[str]:

@@ -16,7 +16,7 @@ from bot.models import (
     ResumeState,
     RunStatus,
 )
-from bot.store.base import ApprovalStore, DecisionResult
+from bot.store.base import ApprovalStore, Decision, DecisionResult
 from tests.store.conftest import T0, Backend, Factory
 
 LEASE = timedelta(minutes=15)
@@ -505,3 +505,24 @@ async def test_audit_trail_is_append_only(
         backend.execute_raw(statement)
     assert await store.audit() == trail
 
+
+
+async def test_decide_many_applies_each_in_one_go(store: ApprovalStore, make: Factory) -> None:
+    """A batch (a burst of timeouts) decides every pending request once; decided ones are lost."""
+    first, second, done = [await make.add_request(store) for _ in range(3)]
+    at = T0 + timedelta(minutes=30)
+    await decide(store, done, make, actor="U0BOB", outcome=Outcome.APPROVED)
+    trail = len(await store.audit())
+    results = await store.decide_many([
+        Decision(request_id=r.id, outcome=Outcome.TIMED_OUT, actor="signoff", at=at,
+                 comment="no decision within 30 min", as_vote=False,
+                 audit=make.audit(r, at=at, kind="timeout", actor="signoff",
+                                  outcome="timed_out"))
+        for r in (first, second, done)])
+    assert [(r.applied, r.lost) for r in results] == [(True, False), (True, False),
+                                                      (False, True)]
+    assert [r.request.status for r in results] == [RequestStatus.TIMED_OUT,
+                                                   RequestStatus.TIMED_OUT,
+                                                   RequestStatus.APPROVED]
+    assert len(await store.audit()) == trail + 2
+    assert await store.pending_requests() == []
