@@ -26,6 +26,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check bot graphs tests bench
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m bench
 
 clean:

@@ -1,0 +1,1 @@
+"""Benchmarks of the gateway (not tests: CI does not run them); `python -m bench`."""
