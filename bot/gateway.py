@@ -217,10 +217,6 @@ class Gateway:
                                  detail=f"{request.tier}: {request.action.title}"),
             )
             requests.append(request)
-        await self._store.release_run(run.id, owner=self._owner, status=RunStatus.PAUSED)
-        log.info("run paused for approval", extra={
-            "run_id": run.id, "requests": [r.id for r in requests], "kind": items[0].kind})
-        self._on_new_deadline()
         for request in requests:
             tier = self._policy.tier(request.tier)
             if not tier.pauses:
@@ -232,7 +228,13 @@ class Gateway:
             await self._post(run, request,
                              mention=self._mention(request.approvers_role) if tier.confirm
                              else None)
-        # A decision (a timeout, say) may have landed while we still held the run.
+        # Let go only once the requests are posted, so a quick click's resume cannot report
+        # the result before the run's Slack thread exists; it finds the run held and leaves
+        # the resume to us, which is why we look for decisions right after letting go.
+        await self._store.release_run(run.id, owner=self._owner, status=RunStatus.PAUSED)
+        log.info("run paused for approval", extra={
+            "run_id": run.id, "requests": [r.id for r in requests], "kind": items[0].kind})
+        self._on_new_deadline()
         if await self._ready(run.id):
             self._spawn(self._resume_run(run.id), name=f"resume {run.id}")
 
@@ -249,6 +251,11 @@ class Gateway:
         await self._store.set_request_message(request.id, channel=channel, ts=ts)
         if current.thread_ts is None:
             await self._store.set_run_thread(run.id, channel=channel, thread_ts=ts)
+        # A click (a vote, a decision) or a timeout may have landed before we knew where the
+        # message was, and found nothing to redraw: redraw it now.
+        after = await self._store.get_request(request.id)
+        if after is not None and (after.status is not RequestStatus.PENDING or after.votes):
+            await self.decisions.redraw(current, after)
 
     def _mention(self, role: str) -> str | None:
         entries = self._policy.role_members(role)

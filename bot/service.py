@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+import aiohttp
 import aiosqlite
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from slack_sdk.web.async_client import AsyncWebClient
@@ -79,10 +80,11 @@ async def open_service(settings: Settings, deps: Deps | None = None) -> AsyncIte
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
     store = await open_store(settings.signoff_database)
     conn = await aiosqlite.connect(settings.signoff_database, check_same_thread=False)
+    session = aiohttp.ClientSession()
     try:
         checkpointer = AsyncSqliteSaver(conn)
         await checkpointer.setup()
-        client = make_web_client(token=token, base_url=settings.slack_api_url)
+        client = make_web_client(token=token, base_url=settings.slack_api_url, session=session)
         gateway = Gateway(
             store=store,
             checkpointer=checkpointer,
@@ -105,5 +107,6 @@ async def open_service(settings: Settings, deps: Deps | None = None) -> AsyncIte
             await scheduler.stop()
             await gateway.drain()
     finally:
+        await session.close()
         await conn.close()
         await store.close()

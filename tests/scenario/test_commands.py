@@ -63,7 +63,8 @@ def test_cancel_closes_the_request_and_only_the_requester_may(
     """Bob may not cancel Alice's run; Alice may: the buttons go, a late click is told so."""
     bot = start_bot()
     request = request_deploy("Ship api v2 to staging")
-    [run] = bot.call(lambda: bot.service.store.list_runs())
+    [run] = emulator.wait_for(lambda: [r for r in bot.call(lambda: bot.service.store.list_runs())
+                                       if r.status.value == "paused"], message="run paused")
     assert f"Only <@U0ALICE> can cancel run `{run.id}`" in command(
         emulator, f"cancel {run.id}", user="U0BOB")
     assert "There is no run `run-nope`" in command(emulator, "cancel run-nope")

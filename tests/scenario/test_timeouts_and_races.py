@@ -156,6 +156,8 @@ def test_a_click_after_the_deadline_loses_even_before_the_deadline_fires(
     bot = start_bot(Deps(policy=Policy.default(), clock=clock, scheduler_max_sleep=60,
                          registry=GraphRegistry([deploy_spec(execute=executions)])))
     request = request_deploy("Ship api v2 to staging")
+    emulator.wait_for(lambda: [r for r in bot.call(lambda: bot.service.store.list_runs())
+                               if r.status.value == "paused"], message="the run is paused")
     clock.offset = timedelta(minutes=31)  # past the 30-minute deadline; nothing has fired
     emulator.client.click(user="U0BOB", channel=APPROVALS, message_ts=request["ts"],
                           action_id="signoff.approve")
