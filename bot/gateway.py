@@ -271,9 +271,18 @@ class Gateway:
         """Whether `user` may give `outcome` now: (request, None) if so, else the refusal."""
         return await self.decisions.check(request_id=request_id, user=user, outcome=outcome)
 
-    async def decide(self, **decision: Any) -> DecisionReply:
+    async def decide(
+        self,
+        *,
+        request_id: str,
+        user: str,
+        outcome: Outcome,
+        comment: str | None = None,
+        edited_args: dict[str, Any] | None = None,
+    ) -> DecisionReply:
         """A person's click: checked, recorded exactly once, then the run is resumed."""
-        return await self.decisions.decide(**decision)
+        return await self.decisions.decide(request_id=request_id, user=user, outcome=outcome,
+                                           comment=comment, edited_args=edited_args)
 
     async def edit_errors(self, request: ApprovalRequest, args: dict[str, Any]) -> dict[str, str]:
         """Why edited tool arguments would be refused, by argument name."""
