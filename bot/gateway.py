@@ -263,30 +263,7 @@ class Gateway:
                 for e in entries if e != "*"]
         return " ".join(tags) or None
 
-    # -- decisions (see bot.decisions) -----------------------------------------------------
-
-    async def check(
-        self, *, request_id: str, user: str, outcome: Outcome
-    ) -> tuple[ApprovalRequest | None, DecisionReply | None]:
-        """Whether `user` may give `outcome` now: (request, None) if so, else the refusal."""
-        return await self.decisions.check(request_id=request_id, user=user, outcome=outcome)
-
-    async def decide(
-        self,
-        *,
-        request_id: str,
-        user: str,
-        outcome: Outcome,
-        comment: str | None = None,
-        edited_args: dict[str, Any] | None = None,
-    ) -> DecisionReply:
-        """A person's click: checked, recorded exactly once, then the run is resumed."""
-        return await self.decisions.decide(request_id=request_id, user=user, outcome=outcome,
-                                           comment=comment, edited_args=edited_args)
-
-    async def edit_errors(self, request: ApprovalRequest, args: dict[str, Any]) -> dict[str, str]:
-        """Why edited tool arguments would be refused, by argument name."""
-        return await self.decisions.edit_errors(request, args)
+    # -- deadlines (the scheduler's side of bot.decisions) ---------------------------------
 
     async def expire(self, request_id: str) -> bool:
         """The deadline passed: fail closed unless somebody decided first."""

@@ -93,7 +93,7 @@ def register_handlers(app: AsyncApp, *, gateway: Gateway, approval_channel: str 
         user, channel = body["user"]["id"], body["channel"]["id"]
         if action_id in _MODAL_FOR:
             outcome, callback_id = _MODAL_FOR[action_id]
-            request, refusal = await gateway.check(request_id=request_id, user=user,
+            request, refusal = await gateway.decisions.check(request_id=request_id, user=user,
                                                    outcome=outcome)
             if refusal is not None or request is None:
                 text = refusal.message if refusal and refusal.message \
@@ -104,7 +104,7 @@ def register_handlers(app: AsyncApp, *, gateway: Gateway, approval_channel: str 
                     else text_modal(request, channel=channel, callback_id=callback_id))
             await client.views_open(trigger_id=body["trigger_id"], view=view)
             return
-        reply = await gateway.decide(request_id=request_id, user=user,
+        reply = await gateway.decisions.decide(request_id=request_id, user=user,
                                      outcome=_AT_ONCE[action_id])
         if reply.message:
             await client.chat_postEphemeral(channel=channel, user=user, text=reply.message)
@@ -122,7 +122,7 @@ def register_handlers(app: AsyncApp, *, gateway: Gateway, approval_channel: str 
         await ack()
         meta = json.loads(view["private_metadata"])
         user = body["user"]["id"]
-        reply = await gateway.decide(request_id=str(meta["request_id"]), user=user,
+        reply = await gateway.decisions.decide(request_id=str(meta["request_id"]), user=user,
                                      outcome=_TEXT_OUTCOME[callback_id], comment=text or None)
         if reply.message:
             await client.chat_postEphemeral(channel=meta["channel"], user=user,
@@ -155,15 +155,15 @@ def register_handlers(app: AsyncApp, *, gateway: Gateway, approval_channel: str 
                 errors[block_id] = f"Not valid JSON: {exc.msg} (line {exc.lineno})."
         if not errors:
             errors = {arg_block_id(k, names.index(k)): v
-                      for k, v in (await gateway.edit_errors(request, args)).items()
+                      for k, v in (await gateway.decisions.edit_errors(request, args)).items()
                       if k in names}
         if errors:
             await ack(response_action="errors", errors=errors)
             return
         await ack()
         user = body["user"]["id"]
-        reply = await gateway.decide(request_id=request.id, user=user, outcome=Outcome.EDITED,
-                                     edited_args=args)
+        reply = await gateway.decisions.decide(request_id=request.id, user=user,
+                                               outcome=Outcome.EDITED, edited_args=args)
         if reply.message:
             await client.chat_postEphemeral(channel=meta["channel"], user=user,
                                             text=reply.message)
