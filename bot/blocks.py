@@ -18,8 +18,6 @@ __all__ = [
     "ARG_BLOCK_PREFIX",
     "ARG_INPUT",
     "arg_block_id",
-    "CHANGES_BLOCK",
-    "CHANGES_INPUT",
     "CHANGES_VIEW",
     "EDIT_VIEW",
     "REJECT_VIEW",
@@ -42,10 +40,8 @@ CHANGES_VIEW = "signoff.changes_modal"
 RESPOND_VIEW = "signoff.respond_modal"
 REJECT_VIEW = "signoff.reject_modal"
 EDIT_VIEW = "signoff.edit_modal"
-CHANGES_BLOCK = "instructions"
-CHANGES_INPUT = "instructions_input"
-TEXT_BLOCK = CHANGES_BLOCK
-TEXT_INPUT = CHANGES_INPUT
+TEXT_BLOCK = "instructions"  # the one input of the changes, respond and reject modals
+TEXT_INPUT = "instructions_input"
 ARG_BLOCK_PREFIX = "arg:"
 ARG_INPUT = "value"
 

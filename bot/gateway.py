@@ -265,10 +265,6 @@ class Gateway:
 
     # -- deadlines (the scheduler's side of bot.decisions) ---------------------------------
 
-    async def expire(self, request_id: str) -> bool:
-        """The deadline passed: fail closed unless somebody decided first."""
-        return await self.decisions.expire(request_id)
-
     async def expire_many(self, requests: list[ApprovalRequest]) -> list[ApprovalRequest]:
         """Time out a batch of due requests in one transaction; returns those timed out."""
         return await self.decisions.expire_many(requests)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from typing import Any, TypeVar
@@ -95,7 +94,3 @@ class ThreadedBot:
     def health(self) -> int:
         with httpx.Client() as http:
             return http.get(f"{self.url}/healthz").status_code
-
-
-def monotonic_ms(start: float) -> float:
-    return (time.perf_counter() - start) * 1000
