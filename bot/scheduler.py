@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import timedelta
 
 from bot.clock import Clock
 from bot.gateway import Gateway
@@ -20,12 +21,24 @@ class DeadlineScheduler:
     Nothing is kept in memory but a wake-up event: on start (or after a restart) the next
     deadline is read from the store, so deadlines that passed while the bot was down fire at
     once. Of two replicas firing the same deadline, the store's compare-and-set lets one win.
+
+    Every `sweep_every` it also retries the outbox: a run whose holder died mid-resume is
+    taken over once its claim's lease has run out.
     """
 
-    def __init__(self, *, gateway: Gateway, clock: Clock, max_sleep: float = 30.0) -> None:
+    def __init__(
+        self,
+        *,
+        gateway: Gateway,
+        clock: Clock,
+        max_sleep: float = 30.0,
+        sweep_every: timedelta = timedelta(minutes=1),
+    ) -> None:
         self._gateway = gateway
         self._clock = clock
         self._max_sleep = max_sleep
+        self._sweep_every = sweep_every
+        self._next_sweep = clock.now() + sweep_every
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         gateway.on_new_deadline(self.wake)
@@ -36,6 +49,9 @@ class DeadlineScheduler:
 
     async def tick(self) -> int:
         """Fire every deadline that is due; returns how many requests timed out."""
+        if self._clock.now() >= self._next_sweep:
+            self._next_sweep = self._clock.now() + self._sweep_every
+            await self._gateway.resume_outbox()
         fired = 0
         seen: set[str] = set()
         while True:

@@ -222,3 +222,18 @@ async def test_scheduler_listens_for_new_deadlines(
 ) -> None:
     """The scheduler asks the gateway to wake it when a request is created."""
     assert gateway.new_deadline == scheduler.wake
+
+
+async def test_outbox_is_retried_every_sweep(
+    scheduler: DeadlineScheduler, gateway: FakeGateway, clock: ManualClock
+) -> None:
+    """A run whose resume died with its holder is retried a minute later, not only at start."""
+    await scheduler.tick()
+    assert gateway.outbox_resumed == 0
+    clock.advance(timedelta(seconds=59))
+    await scheduler.tick()
+    assert gateway.outbox_resumed == 0
+    clock.advance(timedelta(seconds=1))
+    await scheduler.tick()
+    await scheduler.tick()
+    assert gateway.outbox_resumed == 1

@@ -41,10 +41,11 @@ approvals = 2
 """
 
 
-def _messages_recorded(database: str) -> int:
+def _paused_with_messages(database: str) -> int:
     with closing(sqlite3.connect(database)) as db:
-        return int(db.execute("SELECT COUNT(*) FROM signoff_requests "
-                              "WHERE message_ts IS NOT NULL").fetchone()[0])
+        return int(db.execute(
+            "SELECT COUNT(*) FROM signoff_requests r JOIN signoff_runs u ON u.id = r.run_id "
+            "WHERE r.message_ts IS NOT NULL AND u.status = 'paused'").fetchone()[0])
 
 
 def free_port() -> int:
@@ -102,8 +103,10 @@ def test_restart_resumes_decided_requests_and_fires_missed_deadlines(
     first = bot_process()
     approved = request_deploy("Ship api v2 to staging")
     forgotten = request_deploy("Ship web v3 to staging")
-    # Kill only once both messages are on record (a crash mid-post is another scenario).
-    emulator.wait_for(lambda: _messages_recorded(database) == 2, message="requests stored")
+    # Kill only once both runs are paused with their messages on record: the crash under
+    # test comes after a decision. (A crash mid-post leaves a claim that the outbox sweep
+    # takes over once its lease runs out.)
+    emulator.wait_for(lambda: _paused_with_messages(database) == 2, message="runs paused")
     first.send_signal(signal.SIGKILL)
     first.wait()
 
