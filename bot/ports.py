@@ -32,7 +32,17 @@ class Notifier(Protocol):
 
 
 class Directory(Protocol):
-    """Resolves a role's entries (user IDs, user-group IDs, "*") to user IDs."""
+    """Resolves a role's entries (user IDs, user-group IDs, "*") to people."""
+
+    async def is_member(
+        self, entries: tuple[str, ...], user_id: str, *, guests: bool = False
+    ) -> bool:
+        """Whether the entries name `user_id`: by ID, through a user group, or by "*".
+
+        "*" means a member of the bot's own workspace who is not deactivated, and not a guest
+        unless `guests`; external (Slack Connect) users are never "*".
+        """
+        ...
 
     async def members(self, entries: tuple[str, ...]) -> frozenset[str] | None:
         """The user IDs the entries name; None when "*" (anyone) is among them."""

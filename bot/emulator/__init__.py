@@ -9,9 +9,10 @@ from bot.emulator.client import (
 )
 from bot.emulator.runner import EmulatorServer, ThreadedUvicorn, wait_for
 from bot.emulator.state import ApiError, Call, Delivery, EmulatorState
-from bot.emulator.workspace import SlackChannel, SlackUser, Workspace
+from bot.emulator.workspace import EXTERNAL_TEAM_ID, SlackChannel, SlackUser, Workspace
 
 __all__ = [
+    "EXTERNAL_TEAM_ID",
     "ApiError",
     "ButtonNotFoundError",
     "Call",

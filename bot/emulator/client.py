@@ -64,7 +64,11 @@ class SlackEventsClient:
     # the three interactions ---------------------------------------------
     def slash_command(self, *, user: str, text: str, channel: str, command: str = "/signoff",
                       forged: bool = False, stale: bool = False) -> httpx.Response:
-        """Send a slash command; an ack body shows up as an ephemeral (or in-channel) reply."""
+        """Send a slash command; an ack body shows up as an ephemeral (or in-channel) reply.
+
+        `team_id` is the workspace the command was typed in, for an external user too: the
+        form names no user's team, so an app that cares asks `users.info`.
+        """
         ws = self.state.workspace
         channel_id = self._channel(channel)
         fields = {
@@ -217,11 +221,13 @@ class SlackEventsClient:
         return {"id": found.id, "name": found.name}
 
     def _user_ref(self, user: str) -> Json:
+        """The `user` of an interaction payload: `team_id` is the user's own team."""
         name = self._user(user)["name"]
         return {"id": user, "username": name, "name": name,
-                "team_id": self.state.workspace.team_id}
+                "team_id": self.state.workspace.user_team(user)}
 
     def _team(self) -> Json:
+        """The `team` of a payload: the workspace acted in, whoever the user is."""
         ws = self.state.workspace
         return {"id": ws.team_id, "domain": ws.team_domain}
 

@@ -187,8 +187,8 @@ def _snapshot(state: EmulatorState, *, user: str, bot: bool) -> Json:
     return {
         "team": {"id": ws.team_id, "name": ws.team_name},
         "bot": {"id": ws.bot.user_id, "name": ws.bot.name, "connected": bot},
-        "users": [{"id": u.id, "name": u.name, "real_name": u.real_name, "title": u.title}
-                  for u in ws.users],
+        "users": [{"id": u.id, "name": u.name, "real_name": u.real_name, "title": u.title,
+                   "team_id": ws.user_team(u.id)} for u in ws.users],
         "usergroups": {k: list(v) for k, v in ws.usergroups.items()},
         "channels": channels,
         "messages": messages,

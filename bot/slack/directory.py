@@ -1,19 +1,43 @@
-"""Role members from Slack: user IDs as they are, user groups through usergroups.users.list."""
+"""Who is who in Slack: the workspace's team, users through users.info, role entries resolved."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clock import Clock
 from bot.policy import ANYONE
 
-__all__ = ["SlackDirectory"]
+__all__ = ["SlackDirectory", "SlackUser"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SlackUser:
+    """What users.info says about a user; `team_id` is the user's own team."""
+
+    id: str
+    team_id: str
+    is_guest: bool  # is_restricted (multi-channel) or is_ultra_restricted (single-channel)
+    is_bot: bool
+    deleted: bool
+
+    @classmethod
+    def from_api(cls, user: dict[str, Any]) -> SlackUser:
+        """Build from the `user` object of a users.info answer."""
+        return cls(
+            id=str(user["id"]),
+            team_id=str(user.get("team_id") or ""),
+            is_guest=bool(user.get("is_restricted") or user.get("is_ultra_restricted")),
+            is_bot=bool(user.get("is_bot")),
+            deleted=bool(user.get("deleted")),
+        )
 
 
 class SlackDirectory:
-    """Resolves role entries, caching each user group's members briefly."""
+    """Resolves role entries; user groups and users are cached for `ttl`, the team for good."""
 
     def __init__(
         self, *, client: AsyncWebClient, clock: Clock, ttl: timedelta = timedelta(minutes=5)
@@ -22,8 +46,46 @@ class SlackDirectory:
         self._clock = clock
         self._ttl = ttl
         self._cache: dict[str, tuple[float, frozenset[str]]] = {}
+        self._users: dict[str, tuple[float, SlackUser]] = {}
+        self._team: str | None = None
+
+    async def workspace_team(self) -> str:
+        """The team ID the bot token belongs to (auth.test, asked once)."""
+        if self._team is None:
+            resp = await self._client.auth_test()
+            self._team = str(resp["team_id"])
+        return self._team
+
+    async def user(self, user_id: str) -> SlackUser:
+        """users.info for `user_id`; raises SlackApiError (user_not_found) as slack_sdk does."""
+        now = self._clock.now().timestamp()
+        cached = self._users.get(user_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        resp = await self._client.users_info(user=user_id)
+        found = SlackUser.from_api(resp["user"])
+        self._users[user_id] = (now + self._ttl.total_seconds(), found)
+        return found
+
+    async def is_member(
+        self, entries: tuple[str, ...], user_id: str, *, guests: bool = False
+    ) -> bool:
+        """Whether the entries name `user_id`: by ID, through a user group, or by "*".
+
+        "*" means a member of our own team who is not deleted, and not a guest unless
+        `guests`; a user named by ID or group is a member whatever they are.
+        """
+        if user_id in entries:
+            return True
+        if ANYONE in entries and await self._is_anyone(user_id, guests=guests):
+            return True
+        for entry in entries:
+            if entry.startswith("S") and user_id in await self._group(entry):
+                return True
+        return False
 
     async def members(self, entries: tuple[str, ...]) -> frozenset[str] | None:
+        """The user IDs the entries name; None when "*" is among them (see `is_member`)."""
         if ANYONE in entries:
             return None
         users: set[str] = set()
@@ -33,6 +95,12 @@ class SlackDirectory:
             else:
                 users.add(entry)
         return frozenset(users)
+
+    async def _is_anyone(self, user_id: str, *, guests: bool) -> bool:
+        user = await self.user(user_id)
+        if user.deleted or (user.is_guest and not guests):
+            return False
+        return user.team_id == await self.workspace_team()
 
     async def _group(self, group: str) -> frozenset[str]:
         now = self._clock.now().timestamp()

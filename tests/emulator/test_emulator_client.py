@@ -57,6 +57,7 @@ def test_click_reaches_the_listener(emulator: EmulatorServer, tiny_bot: TinyBot)
     assert (action["action_id"], action["block_id"], action["value"], action["type"]) == (
         "approve", "decide", "req-1", "button")
     assert body["user"]["username"] == "bob" and body["trigger_id"]
+    assert (body["user"]["team_id"], body["team"]["id"]) == ("T0SIGNOFF", "T0SIGNOFF")
     with pytest.raises(ButtonNotFoundError, match="no button approve"):
         emulator.client.click(user="U0BOB", channel=APPROVALS, message_ts=ts,
                               action_id="approve")
@@ -122,3 +123,19 @@ def test_clicking_needs_a_bot(emulator: EmulatorServer) -> None:
         emulator.client.click(user="U0BOB", channel=APPROVALS, message_ts=ts, action_id="a")
     with pytest.raises(EmulatorError, match="no events_url"):
         emulator.client.slash_command(user="U0ALICE", channel=APPROVALS, text="x")
+
+
+def test_an_external_user_acts_from_their_own_team(emulator: EmulatorServer,
+                                                   tiny_bot: TinyBot) -> None:
+    """A Slack Connect user's click and submission carry their team; `team` stays ours."""
+    ts = file_request(emulator)
+    emulator.client.click(user="U0MALLORY", channel=APPROVALS, message_ts=ts,
+                          action_id="reject")
+    view = emulator.wait_for(lambda: emulator.state.open_views("U0MALLORY"),
+                             message="no modal opened")[0]
+    emulator.client.submit_view(user="U0MALLORY", view_id=view["id"],
+                                values={"reason": {"text": "not my call"}})
+    clicked, submitted = tiny_bot.received[-2:]
+    for body in (clicked, submitted):
+        assert (body["user"]["team_id"], body["team"]["id"]) == ("T0OTHER", "T0SIGNOFF")
+    assert tiny_bot.received[0]["team_id"] == "T0SIGNOFF"

@@ -194,3 +194,15 @@ def test_response_url_limits(emulator: EmulatorServer, web_client: WebClient,
             "expired_url"
     assert emulator.state.message(APPROVALS, ts)["text"] == "replaced"  # type: ignore[index]
     assert len(emulator.state.ephemerals("U0BOB")) == 4
+
+
+def test_guests_and_external_users(web_client: WebClient) -> None:
+    """users.info says who is a guest and which team each user belongs to, as Slack does."""
+    alice = web_client.users_info(user="U0ALICE")["user"]
+    assert (alice["team_id"], alice["is_restricted"], alice["is_ultra_restricted"],
+            alice["is_bot"], alice["deleted"]) == ("T0SIGNOFF", False, False, False, False)
+    guest = web_client.users_info(user="U0GUEST")["user"]
+    assert (guest["team_id"], guest["is_restricted"]) == ("T0SIGNOFF", True)
+    mallory = web_client.users_info(user="U0MALLORY")["user"]
+    assert (mallory["team_id"], mallory["profile"]["team"]) == ("T0OTHER", "T0OTHER")
+    assert web_client.auth_test()["team"] == "Signoff Dev"
