@@ -7,6 +7,8 @@ from typing import Any
 
 from bot.messages import slack_time
 from bot.models import SYSTEM_ACTOR, ApprovalRequest, RequestStatus, Run
+from bot.text import code, cut, plain, untrusted
+from bot.text import mention as _mention
 
 __all__ = [
     "ACTION_APPROVE",
@@ -56,68 +58,98 @@ _FIELD_MAX = 2000
 _HEADER_MAX = 150
 
 
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _esc(text: str) -> str:
-    """Escape text from the agent or a reviewer for mrkdwn: no pings, no disguised links."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _mrkdwn(text: str) -> dict[str, Any]:
-    return {"type": "mrkdwn", "text": text}
+    """A mrkdwn object; verbatim, so Slack links no bare URL, #channel or @name in it."""
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
 
 
 def _plain(text: str) -> dict[str, Any]:
+    """A plain_text object for our own labels (emoji shortcodes render)."""
     return {"type": "plain_text", "text": text, "emoji": True}
 
 
+def _plain_untrusted(text: str, limit: int) -> dict[str, Any]:
+    """A plain_text object for text someone else wrote: one line, no emoji."""
+    return {"type": "plain_text", "text": cut(plain(text), limit, markup=False) or "-",
+            "emoji": False}
+
+
 def _field(label: str, value: str) -> dict[str, Any]:
-    return _mrkdwn(_cut(f"*{label}*\n{value}", _FIELD_MAX))
+    """A field with our bold label; both parts arrive already escaped where untrusted."""
+    return _mrkdwn(cut(f"*{label}*\n{value}", _FIELD_MAX))
 
 
-def _outcome_line(request: ApprovalRequest) -> str:
-    who = ("signoff" if request.decided_by in (None, SYSTEM_ACTOR)
-           else f"<@{request.decided_by}>")
+def _who(request: ApprovalRequest) -> str:
+    if request.decided_by in (None, SYSTEM_ACTOR):
+        return "signoff"
+    return _mention(request.decided_by)
+
+
+def _status_line(request: ApprovalRequest) -> str:
+    """The outcome, in a block of its own that holds nothing a requester or a model wrote."""
+    who = _who(request)
     when = f" at {slack_time(request.decided_at)}" if request.decided_at else ""
-    comment = f"\n> {_esc(request.comment)}" if request.comment else ""
     if request.status is RequestStatus.APPROVED:
-        voters = ", ".join(f"<@{v.user}>" for v in request.votes if v.user != SYSTEM_ACTOR)
-        return f":white_check_mark: *Approved* by {voters or who}{when}{comment}"
+        voters = ", ".join(_mention(v.user) for v in request.votes if v.user != SYSTEM_ACTOR)
+        return f":white_check_mark: *Approved* by {voters or who}{when}"
     if request.status is RequestStatus.REJECTED:
-        return f":no_entry: *Rejected* by {who}{when}{comment}"
+        return f":no_entry: *Rejected* by {who}{when}"
     if request.status is RequestStatus.REVISING:
-        return f":pencil2: *Changes requested* by {who}{when}{comment}"
+        return f":pencil2: *Changes requested* by {who}{when}"
     if request.status is RequestStatus.TIMED_OUT:
-        reason = _esc(request.comment or "no decision in time")
+        # The reason is the clock's, worded by messages.timeout_reason; escaped all the same.
+        reason = untrusted(request.comment or "no decision in time")
         return f":hourglass: *Timed out*: {reason}{when}. Not executed (nobody approved)."
     if request.status is RequestStatus.CANCELLED:
         return f":no_entry_sign: *Cancelled* by {who}{when}"
     if request.status is RequestStatus.EDITED:
-        return f":pencil: *Approved with edits* by {who}{when}\n{_changes(request)}"
+        return f":pencil: *Approved with edits* by {who}{when}"
     if request.status is RequestStatus.RESPONDED:
-        return f":speech_balloon: *Answered instead of running the tool* by {who}{when}{comment}"
+        return f":speech_balloon: *Answered instead of running the tool* by {who}{when}"
     if request.status is RequestStatus.IGNORED:
         return f":fast_forward: *Skipped* by {who}{when}"
     if request.status is RequestStatus.STALE:
         return (f":ghost: *Stale*: the run moved on before this was decided{when}; "
                 "nothing was approved.")
-    return ""
+    return f"*{request.status.value.replace('_', ' ').capitalize()}*{when}"
+
+
+_COMMENT_LABEL = {
+    RequestStatus.REJECTED: "Reason",
+    RequestStatus.REVISING: "Changes asked for",
+    RequestStatus.RESPONDED: "Answer",
+}
+
+
+def _outcome_blocks(request: ApprovalRequest) -> list[dict[str, Any]]:
+    """The status line, then (apart) what was changed or said: that text is escaped."""
+    blocks: list[dict[str, Any]] = [{
+        "type": "section", "block_id": f"outcome:{request.id}:{request.status}",
+        "text": _mrkdwn(cut(_status_line(request), _SECTION_MAX)),
+    }]
+    if request.status is RequestStatus.EDITED:
+        blocks.append({"type": "section", "block_id": f"outcome:{request.id}:edits",
+                       "text": _mrkdwn(cut(_changes(request), _SECTION_MAX))})
+    if request.comment and request.status is not RequestStatus.TIMED_OUT:
+        label = _COMMENT_LABEL.get(request.status, "Comment")
+        blocks.append({"type": "context", "elements": [
+            _mrkdwn(cut(f"*{label}:* {untrusted(request.comment)}", _SECTION_MAX))]})
+    return blocks
 
 
 def _changes(request: ApprovalRequest) -> str:
     """What the reviewer changed in the tool's arguments: `arg`: old → new."""
     before = request.options.get("args", {})
     after = request.edited_args or {}
-    lines = [f"• `{k}`: {_short(before.get(k))} → {_short(after.get(k))}"
+    lines = [f"• {code(k)}: {_short(before.get(k))} → {_short(after.get(k))}"
              for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
     return "\n".join(lines) or "No argument changed."
 
 
 def _short(value: Any) -> str:
+    """A value as escaped text, cut while still raw so no escape is split."""
     text = value if isinstance(value, str) else json.dumps(value)
-    return _esc(_cut(text, 200))
+    return untrusted(cut(text, 200, markup=False))
 
 
 def request_message(
@@ -127,7 +159,11 @@ def request_message(
     confirm: bool,
     mention: str | None = None,
 ) -> dict[str, Any]:
-    """The approval message: what, why risky, reversible or not, by when; buttons if open."""
+    """The approval message: what, why risky, reversible or not, by when; buttons if open.
+
+    Everything the graph, the model, the requester or a reviewer wrote goes through
+    `bot.text` here, at render time; `mention` is ours (the gateway's tags for the role).
+    """
     action = request.action
     risk = _RISK_BADGE.get(request.tier, request.tier.title())
     open_ = request.status is RequestStatus.PENDING
@@ -135,33 +171,34 @@ def request_message(
     if request.round > 1:
         title += f" (revision {request.round - 1})"
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": _plain(_cut(title, _HEADER_MAX))},
+        {"type": "header", "text": _plain_untrusted(title, _HEADER_MAX)},
     ]
     if action.summary:
         blocks.append({"type": "section",
-                       "text": _mrkdwn(_cut(_esc(action.summary), _SECTION_MAX))})
+                       "text": _mrkdwn(cut(untrusted(action.summary), _SECTION_MAX))})
     fields = [
         _field("Risk", risk),
-        _field("Requested by", f"<@{request.requester}>"),
+        _field("Requested by", _mention(request.requester)),
         _field("Step", f"{action.step} of {action.total_steps}"),
         _field("Reversible", "Yes" if action.reversible else "*No*: cannot be undone"),
-        _field("Graph / run", f"`{run.graph}` / `{run.id}`"),
+        _field("Graph / run", f"{code(run.graph)} / `{run.id}`"),
     ]
     if open_:
         fields.append(_field("Decide by", slack_time(request.deadline)))
     if request.approvals_required > 1:
-        voters = ", ".join(f"<@{v.user}>" for v in request.votes) or "none yet"
+        voters = ", ".join(_mention(v.user) for v in request.votes) or "none yet"
         fields.append(_field("Approvals",
                              f"{len(request.votes)} of {request.approvals_required}: {voters}"))
     for label, value in list(action.details.items())[: 10 - len(fields)]:
-        fields.append(_field(_esc(label), _esc(value)))
+        fields.append(_field(untrusted(label) or "-", untrusted(value)))
     blocks.append({"type": "section", "fields": fields[:10]})
     context = []
     if action.impact:
-        context.append(_mrkdwn(_cut(f"*Impact:* {_esc(action.impact)}", _SECTION_MAX)))
+        context.append(_mrkdwn(cut(f"*Impact:* {untrusted(action.impact)}", _SECTION_MAX)))
     if action.history:
-        context.append(_mrkdwn(_cut("*Before this:* " + _esc(" · ".join(action.history)),
-                                    _SECTION_MAX)))
+        context.append(_mrkdwn(cut(
+            "*Before this:* " + " · ".join(untrusted(line) for line in action.history),
+            _SECTION_MAX)))
     if context:
         blocks.append({"type": "context", "elements": context})
     if open_ and request.approvals_required > 1 and request.votes:
@@ -174,11 +211,10 @@ def request_message(
     if open_:
         blocks.append(_buttons(request, confirm=confirm))
     else:
-        blocks.append({"type": "section", "block_id": f"outcome:{request.id}:{request.status}",
-                       "text": _mrkdwn(_cut(_outcome_line(request), _SECTION_MAX))})
-    text = (f"Approval needed ({request.tier}): {_esc(action.title)}" if open_
-            else f"{_esc(action.title)}: {request.status.value.replace('_', ' ')}")
-    return {"text": _cut(text, 3000), "blocks": blocks}
+        blocks.extend(_outcome_blocks(request))
+    text = (f"Approval needed ({request.tier}): {untrusted(action.title)}" if open_
+            else f"{untrusted(action.title)}: {request.status.value.replace('_', ' ')}")
+    return {"text": cut(text, 3000), "blocks": blocks}
 
 
 _BUTTONS = {
@@ -204,8 +240,8 @@ def _buttons(request: ApprovalRequest, *, confirm: bool) -> dict[str, Any]:
         if decision == "approve" and confirm:
             button["confirm"] = {
                 "title": _plain("Approve this action?"),
-                "text": _mrkdwn(_cut(
-                    f"*{_esc(request.action.title)}* is {request.tier} risk"
+                "text": _mrkdwn(cut(
+                    f"*{untrusted(request.action.title)}* is {request.tier} risk"
                     + ("" if request.action.reversible else " and cannot be undone")
                     + ". Approve it?", 300)),
                 "confirm": _plain("Approve"),
@@ -241,8 +277,8 @@ def text_modal(request: ApprovalRequest, *, channel: str, callback_id: str) -> d
         "submit": _plain(submit),
         "close": _plain("Cancel"),
         "blocks": [
-            {"type": "section", "text": _mrkdwn(_cut(
-                f"*{_esc(request.action.title)}*\n{_esc(request.action.summary)}",
+            {"type": "section", "text": _mrkdwn(cut(
+                f"*{untrusted(request.action.title)}*\n{untrusted(request.action.summary)}",
                 _SECTION_MAX))},
             {
                 "type": "input",
@@ -274,8 +310,8 @@ def arg_block_id(name: str, position: int) -> str:
 def edit_modal(request: ApprovalRequest, *, channel: str) -> dict[str, Any]:
     """One input per tool argument, prefilled; non-text values are edited as JSON."""
     args: dict[str, Any] = request.options.get("args", {})
-    blocks: list[dict[str, Any]] = [{"type": "section", "text": _mrkdwn(_cut(
-        f"Edit the arguments of *{_esc(request.action.title)}*. Text is taken as it is; "
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": _mrkdwn(cut(
+        f"Edit the arguments of *{untrusted(request.action.title)}*. Text is taken as it is; "
         "other values are JSON.", _SECTION_MAX))}]
     for position, (name, value) in enumerate(list(args.items())[:90]):
         is_text = isinstance(value, str)
@@ -284,12 +320,12 @@ def edit_modal(request: ApprovalRequest, *, channel: str) -> dict[str, Any]:
         blocks.append({
             "type": "input",
             "block_id": arg_block_id(name, position),
-            "label": _plain(_cut(name if is_text else f"{name} (JSON)", 2000)),
+            "label": _plain_untrusted(name if is_text else f"{name} (JSON)", 2000),
             "element": {
                 "type": "plain_text_input",
                 "action_id": ARG_INPUT,
                 "multiline": not is_text or len(shown) > 60,
-                "initial_value": _cut(shown, 3000),
+                "initial_value": cut(shown, 3000, markup=False),  # raw: it is the value
             },
         })
     return {

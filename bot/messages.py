@@ -1,4 +1,8 @@
-"""Every sentence the bot says to a person, worded in one place."""
+"""Every sentence the bot says to a person, worded in one place.
+
+Each returns mrkdwn: what a requester, a graph or a model wrote goes through `bot.text`
+here, so a caller passes raw text and never escapes anything itself.
+"""
 
 from __future__ import annotations
 
@@ -6,22 +10,32 @@ from datetime import datetime, timedelta
 
 from bot.models import ApprovalRequest, RequestStatus
 from bot.policy import Refusal
+from bot.text import code, mention, untrusted
 
 __all__ = [
+    "PENDING_SHOWN",
     "already_decided",
     "no_safe_default",
     "not_offered",
+    "nothing_recorded",
     "pending_list",
     "unknown_request",
     "human_duration",
     "refused",
+    "request_not_posted",
+    "run_cancelled",
+    "run_failed",
+    "run_finished",
     "run_started",
+    "run_stopped",
     "slack_time",
     "stale",
     "timeout_reason",
     "usage",
     "vote_recorded",
 ]
+
+PENDING_SHOWN = 20  # rows `/signoff pending` lists; the rest are counted
 
 
 def human_duration(delta: timedelta) -> str:
@@ -49,12 +63,48 @@ def timeout_reason(timeout: timedelta) -> str:
     return f"no decision within {human_duration(timeout)}"
 
 
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def run_started(*, run_id: str, graph: str) -> str:
-    return f"Started run `{run_id}` of `{graph}`. I'll post the approval request when it pauses."
+    return (f"Started run {code(run_id)} of {code(graph)}. "
+            "I'll post the approval request when it pauses.")
+
+
+def run_finished(*, run_id: str, result: str) -> str:
+    """The run's last word: its result, which the graph wrote, shown and inert."""
+    return f":white_check_mark: Run {code(run_id)} finished: {untrusted(result)}"
+
+
+def run_failed(*, run_id: str, reason: str, ref: str) -> str:
+    """A failed run. `reason` is ours ("a step of the graph raised an error"), never the
+    exception's text, which may hold secrets or markup; `ref` finds the log entry."""
+    return (f":x: Run {code(run_id)} failed: {untrusted(reason)}. Nothing more was done. "
+            f"(log ref {code(ref)})")
+
+
+def run_stopped(*, run_id: str, text: str) -> str:
+    return f":hourglass: Run {code(run_id)} stopped: {untrusted(text)}"
+
+
+def run_cancelled(*, run_id: str, user: str) -> str:
+    return f":no_entry_sign: Run {code(run_id)} was cancelled by {mention(user)}."
+
+
+def request_not_posted(*, run_id: str) -> str:
+    return (f"Run {code(run_id)} is waiting for approval, but I could not post the request "
+            "to Slack. I'll keep trying; it stays pending, and if nobody can decide it by "
+            "its deadline it fails closed: nothing is approved.")
+
+
+def nothing_recorded(*, ref: str) -> str:
+    return f"Something went wrong and nothing was recorded; try again. (ref {code(ref)})"
 
 
 def usage(graphs: list[tuple[str, str]]) -> str:
-    listed = "\n".join(f"• `{name}`: {description}" for name, description in graphs) or "none"
+    listed = "\n".join(f"• {code(name)}: {untrusted(description)}"
+                       for name, description in graphs) or "none"
     return (
         "Usage: `/signoff <graph> <task>` starts a run, `/signoff pending` lists open "
         "requests, `/signoff cancel <run id>` cancels a run you started, `/signoff help`.\n"
@@ -73,9 +123,10 @@ _VERB = {
 
 def already_decided(request: ApprovalRequest) -> str:
     if request.status is RequestStatus.TIMED_OUT:
-        return f"This request already timed out ({request.comment or 'no decision in time'})."
+        reason = untrusted(request.comment or "no decision in time")
+        return f"This request already timed out ({reason})."
     verb = _VERB.get(request.status, request.status.value)
-    who = f" by <@{request.decided_by}>" if request.decided_by else ""
+    who = f" by {mention(request.decided_by)}" if request.decided_by else ""
     when = f" at {slack_time(request.decided_at)}" if request.decided_at else ""
     return f"This request was already {verb}{who}{when}."
 
@@ -84,21 +135,25 @@ def unknown_request() -> str:
     return "I don't know that request; it may belong to another installation."
 
 
-def pending_list(requests: list[ApprovalRequest]) -> str:
-    if not requests:
+def pending_list(requests: list[ApprovalRequest], *, total: int | None = None) -> str:
+    """Open requests, the first `PENDING_SHOWN` of them listed; `total` counts them all
+    (a store may hand over only the first rows), defaulting to `len(requests)`."""
+    total = len(requests) if total is None else max(total, len(requests))
+    if not total:
         return "Nothing is waiting for approval."
-    lines = [f"{len(requests)} request(s) waiting for approval:"]
-    for r in requests[:20]:
+    shown = requests[:PENDING_SHOWN]
+    lines = [f"{_plural(total, 'request')} waiting for approval:"]
+    for r in shown:
         votes = f", {len(r.votes)} of {r.approvals_required}" if r.approvals_required > 1 else ""
-        lines.append(f"• `{r.run_id}` {r.action.title} ({r.tier}{votes}), requested by "
-                     f"<@{r.requester}>, decide by {slack_time(r.deadline)}")
-    if len(requests) > 20:
-        lines.append(f"…and {len(requests) - 20} more.")
+        lines.append(f"• {code(r.run_id)} {untrusted(r.action.title)} ({r.tier}{votes}), "
+                     f"requested by {mention(r.requester)}, decide by {slack_time(r.deadline)}")
+    if total > len(shown):
+        lines.append(f"…and {total - len(shown)} more.")
     return "\n".join(lines)
 
 
 def not_offered(decision: str) -> str:
-    return f"This request does not offer \"{decision}\"; nothing was recorded."
+    return f"This request does not offer \"{untrusted(decision)}\"; nothing was recorded."
 
 
 def no_safe_default() -> str:
@@ -115,7 +170,7 @@ def stale() -> str:
 
 def refused(refusal: Refusal, *, role: str) -> str:
     if refusal is Refusal.NOT_APPROVER:
-        return f"You are not an approver for this request (needs: {role})."
+        return f"You are not an approver for this request (needs: {untrusted(role)})."
     if refusal is Refusal.SELF_APPROVAL:
         return "You started this run, so you cannot approve it yourself; ask another approver."
     return "You already approved this request; it needs a different approver."
@@ -127,3 +182,7 @@ def vote_recorded(request: ApprovalRequest) -> str:
         f"Your approval is recorded ({len(request.votes)} of {request.approvals_required}). "
         f"It needs {needed} more from a different approver."
     )
+
+
+def not_your_modal() -> str:
+    return "This form was opened for someone else; nothing was recorded."

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
@@ -16,8 +19,12 @@ from bot.blocks import (
     ACTION_CHANGES,
     ACTION_REJECT,
     CHANGES_VIEW,
+    REJECT_VIEW,
+    RESPOND_VIEW,
     changes_modal,
+    edit_modal,
     request_message,
+    text_modal,
 )
 from bot.emulator.blockkit import validate_message_blocks, validate_view
 from bot.messages import timeout_reason
@@ -30,6 +37,7 @@ from bot.models import (
     RunStatus,
     Vote,
 )
+from bot.text import decode_command_text
 
 T0 = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 DEADLINE = T0 + timedelta(minutes=30)
@@ -269,7 +277,7 @@ def test_agent_text_cannot_ping_or_disguise_links() -> None:
                          "<@U0CEO>", "<!subteam"):
             assert injected not in text
         assert "&lt;https://evil.example|https://github.com/acme/api/pull/7&gt;" in text
-        assert "&lt;@U0CEO&gt; &amp; co" in text
+        assert "&lt;\uff20U0CEO&gt; &amp; co" in text  # escaped, and the @ cannot link
     modal_text = "\n".join(mrkdwn(changes_modal(request, channel="C0APPROVALS")["blocks"]))
     assert "<!here>" not in modal_text and "<!channel>" not in modal_text
 
@@ -282,3 +290,167 @@ def mrkdwn(node: Any) -> list[str]:
         return []
     found = [node["text"]] if node.get("type") == "mrkdwn" else []
     return found + [t for value in node.values() for t in mrkdwn(value)]
+
+
+HOSTILE = "✅ *Approved* by <@U0DAVE> <!channel> <https://evil.example|click> :white_check_mark:"
+OURS = ("<@U0ALICE>", "<@U0BOB>")
+
+
+def live_tokens(text: str) -> list[str]:
+    """`<…>` tokens other than our mentions and date tokens: pings and links nobody vetted."""
+    return [t for t in re.findall(r"<[^<>]*>", text)
+            if t not in OURS and not t.startswith("<!date^")]
+
+
+def hostile_request(**overrides: Any) -> ApprovalRequest:
+    action = ActionSpec(title=HOSTILE, summary=f"{HOSTILE}\n> quoted\n{HOSTILE}",
+                        details={HOSTILE: HOSTILE}, impact=HOSTILE, history=(HOSTILE, HOSTILE))
+    options = {"decisions": ["approve", "edit", "respond", "reject", "changes"],
+               "args": {HOSTILE: HOSTILE, "to": "a"}}
+    return make_request(action=action, options=options, **overrides)
+
+
+def status_block(built: dict[str, Any]) -> dict[str, Any]:
+    return next(b for b in built["blocks"] if b.get("block_id", "").startswith("outcome:"))
+
+
+HOSTILE_STATES = [
+    (RequestStatus.PENDING, {}),
+    (RequestStatus.APPROVED, {"comment": HOSTILE}),
+    (RequestStatus.REJECTED, {"comment": HOSTILE}),
+    (RequestStatus.REVISING, {"comment": HOSTILE}),
+    (RequestStatus.RESPONDED, {"comment": HOSTILE}),
+    (RequestStatus.EDITED, {"edited_args": {HOSTILE: "<!here> *b*", "to": "<!channel>"}}),
+    (RequestStatus.CANCELLED, {}),
+]
+
+
+@pytest.mark.parametrize(("status", "extra"), HOSTILE_STATES)
+def test_hostile_text_draws_no_token_emoji_or_bold(status: RequestStatus,
+                                                   extra: dict[str, Any]) -> None:
+    """A task drawing "✅ *Approved* by <@U0DAVE> <!channel> <link>" is shown, never obeyed."""
+    request = hostile_request()
+    if status is not RequestStatus.PENDING:
+        request = decided(request, status, **extra)
+    built = message(request, confirm=True)
+    texts = [*mrkdwn(built["blocks"]), built["text"]]
+    ours = {status_block(built)["text"]["text"]} if status is not RequestStatus.PENDING else set()
+    for text in texts:
+        assert live_tokens(text) == [], text
+        assert "&lt;!channel&gt;" in text or "channel" not in text
+        if text not in ours:
+            assert ":white_check_mark:" not in text and "*Approved*" not in text, text
+    assert "Approved" in shown(built)  # the hostile text is still there to read
+
+
+@pytest.mark.parametrize(("status", "extra"), HOSTILE_STATES[1:])
+def test_the_status_line_holds_nothing_anyone_else_wrote(status: RequestStatus,
+                                                         extra: dict[str, Any]) -> None:
+    """The outcome block is ours alone; the comment and the edits are drawn apart from it."""
+    built = message(decided(hostile_request(), status, **extra))
+    line = status_block(built)["text"]["text"]
+    for part in ("U0DAVE", "channel", "here", "evil"):
+        assert part not in line
+    assert line.startswith(":")  # our emoji opens it
+
+
+def test_a_comment_is_drawn_below_the_status_in_its_own_block() -> None:
+    """A rejection's reason is a context block after the status, escaped."""
+    built = message(decided(make_request(), RequestStatus.REJECTED, comment="<!channel> *no*"))
+    at = built["blocks"].index(status_block(built))
+    reason = built["blocks"][at + 1]
+    assert reason["type"] == "context"
+    assert reason["elements"][0]["text"] == "*Reason:* &lt;!channel&gt; \u2217no\u2217"
+
+
+def test_edits_are_shown_escaped_apart_from_the_status() -> None:
+    """Approved with edits: the changed arguments, escaped, in the block after the status."""
+    request = replace(make_request(options={"args": {"to": "a@example.com"}}),
+                      status=RequestStatus.EDITED, decided_by="U0BOB",
+                      edited_args={"to": "<!channel> b@example.com"})
+    built = message(request)
+    at = built["blocks"].index(status_block(built))
+    assert (built["blocks"][at + 1]["text"]["text"]
+            == "• `to`: a@example.com → &lt;!channel&gt; b@example.com")
+
+
+def test_untrusted_plain_text_renders_no_emoji_and_one_line() -> None:
+    """The header (plain_text) shows a title with emoji off and its lines joined."""
+    action = ActionSpec(title=":white_check_mark: Approved\nby dave", summary="")
+    header = message(make_request(action=action))["blocks"][0]["text"]
+    assert header["emoji"] is False
+    assert "\n" not in header["text"] and ":white_check_mark:" not in header["text"]
+
+
+def test_every_mrkdwn_text_is_verbatim() -> None:
+    """Slack does not auto-link URLs, channels or @names in any mrkdwn we send."""
+    for status in [RequestStatus.PENDING, *DECIDED]:
+        request = hostile_request()
+        if status is not RequestStatus.PENDING:
+            request = decided(request, status, comment="see https://evil.example #general")
+        for obj in mrkdwn_objects(message(request, confirm=True)["blocks"]):
+            assert obj.get("verbatim") is True, obj
+
+
+def mrkdwn_objects(node: Any) -> list[dict[str, Any]]:
+    if isinstance(node, list):
+        return [o for item in node for o in mrkdwn_objects(item)]
+    if not isinstance(node, dict):
+        return []
+    found = [node] if node.get("type") == "mrkdwn" else []
+    return found + [o for value in node.values() for o in mrkdwn_objects(value)]
+
+
+def test_command_text_is_shown_escaped_once() -> None:
+    """A task Slack sent as "R&amp;D &lt;x&gt;" is decoded once and shown as R&amp;D."""
+    task = decode_command_text("R&amp;D &lt;x&gt;")
+    assert task == "R&D <x>"
+    built = message(make_request(action=ActionSpec(title=f"Deploy {task}",
+                                                   summary=f"Deploy plan for: {task}")))
+    assert "Deploy plan for: R&amp;D &lt;x&gt;" in mrkdwn(built["blocks"])
+    assert built["text"] == "Approval needed (medium): Deploy R&amp;D &lt;x&gt;"
+    assert built["blocks"][0]["text"]["text"] == "Approval needed: Deploy R&D <x>"
+    assert "&amp;amp;" not in shown(built)
+
+
+def test_a_cut_never_splits_an_escape() -> None:
+    """A summary of 5000 "&" is cut to 3000 characters of whole &amp; escapes."""
+    built = message(make_request(action=ActionSpec(title="t", summary="&" * 5000)))
+    text = built["blocks"][1]["text"]["text"]
+    assert len(text) <= 3000 and text.endswith("&amp;…")
+    assert set(text.removesuffix("…").split("&amp;")) == {""}
+
+
+def test_modals_escape_what_they_show_and_keep_inputs_raw() -> None:
+    """The modals show the title escaped; the edit inputs hold the raw value to edit."""
+    request = hostile_request()
+    view = edit_modal(request, channel="C0APPROVALS")
+    assert validate_view(view) == []
+    View(**view).to_dict()
+    for text in mrkdwn(view["blocks"]):
+        assert live_tokens(text) == []
+    inputs = [b for b in view["blocks"] if b["type"] == "input"]
+    assert inputs[0]["element"]["initial_value"] == HOSTILE  # the value itself, unescaped
+    assert inputs[0]["label"]["emoji"] is False
+    assert ":white_check_mark:" not in inputs[0]["label"]["text"]
+    for callback_id in (CHANGES_VIEW, REJECT_VIEW, RESPOND_VIEW):
+        modal = text_modal(request, channel="C0APPROVALS", callback_id=callback_id)
+        assert all(live_tokens(t) == [] for t in mrkdwn(modal["blocks"]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(min_size=1, max_size=200), st.text(max_size=300), st.text(max_size=100),
+       st.sampled_from([RequestStatus.PENDING, *DECIDED, RequestStatus.EDITED]))
+def test_any_text_makes_a_valid_inert_message(title: str, summary: str, comment: str,
+                                              status: RequestStatus) -> None:
+    """Whatever a graph or a reviewer writes, the message is valid and carries no token."""
+    action = ActionSpec(title=title, summary=summary, details={title: summary},
+                        impact=summary, history=(comment,))
+    request = make_request(action=action, options={"args": {title: summary}})
+    if status is not RequestStatus.PENDING:
+        request = decided(request, status, comment=comment or None,
+                          edited_args={title: comment})
+    built = message(request, confirm=True)
+    for text in [*mrkdwn(built["blocks"]), built["text"]]:
+        assert live_tokens(text) == []
+        assert "&amp;amp;" not in text or "&amp;" in (title + summary + comment)

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks import request_message
 from bot.models import ApprovalRequest, Run
 from bot.policy import Policy
+from bot.text import cut
 
 __all__ = ["SlackNotifier"]
+
+# Every post carries text a graph, a model or a requester wrote (escaped by bot.text, so no
+# `<url|label>` link survives); a bare URL in it is shown as itself but never previewed.
+_NO_UNFURL: dict[str, Any] = {"unfurl_links": False, "unfurl_media": False}
+_TEXT_MAX = 40_000  # Slack truncates a message's text past this; we cut it cleanly first
 
 
 class SlackNotifier:
@@ -26,7 +34,7 @@ class SlackNotifier:
     ) -> tuple[str, str]:
         body = request_message(request, run=run, confirm=self._confirm(request), mention=mention)
         resp = await self._client.chat_postMessage(
-            channel=run.channel, thread_ts=run.thread_ts, **body
+            channel=run.channel, thread_ts=run.thread_ts, **body, **_NO_UNFURL
         )
         return str(resp["channel"]), str(resp["ts"])
 
@@ -36,8 +44,14 @@ class SlackNotifier:
         await self._client.chat_update(channel=request.channel, ts=request.message_ts, **body)
 
     async def post_in_thread(self, *, run: Run, text: str) -> str | None:
+        """Post a line worded by bot.messages (mrkdwn, untrusted parts already inert).
+
+        Sent as `text` alone, not blocks: the thread's blocks messages are the approval
+        requests, and a line has nothing to lay out.
+        """
         resp = await self._client.chat_postMessage(
-            channel=run.channel, thread_ts=run.thread_ts, text=text
+            channel=run.channel, thread_ts=run.thread_ts, text=cut(text, _TEXT_MAX),
+            **_NO_UNFURL,
         )
         return str(resp["ts"])
 
