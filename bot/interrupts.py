@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.describe import describe_pause
+from bot.describe import action_from_payload, describe_pause
 from bot.models import SYSTEM_ACTOR, ActionSpec, ApprovalRequest, RequestStatus
 
 __all__ = [
@@ -204,18 +204,8 @@ def _describe_value(value: Any, *, node: str, default_risk: str) -> ActionSpec:
     if isinstance(value, str):
         return ActionSpec(title=f"Approve `{node}`", summary=value, risk=default_risk)
     if isinstance(value, Mapping):
-        if value.get("title") and "summary" in value:
-            return ActionSpec.from_json({"risk": default_risk, **dict(value)})
-        title = value.get("title") or value.get("action") or f"Approve `{node}`"
-        summary = value.get("question") or value.get("description") or value.get("summary")
-        shown = {k: v for k, v in value.items()
-                 if k not in ("title", "action", "question", "description", "summary", "risk")}
-        return ActionSpec(
-            title=str(title), summary=str(summary or ""),
-            risk=str(value.get("risk", default_risk)),
-            details={str(k): _short(v) for k, v in list(shown.items())[:9]},
-            reversible=bool(value.get("reversible", True)),
-        )
+        # Only the documented keys are read, and bot/pauses.py obeys them within the policy.
+        return action_from_payload(value, title=f"Approve `{node}`", risk=default_risk)
     return ActionSpec(title=f"Approve `{node}`", summary=_short(value), risk=default_risk)
 
 

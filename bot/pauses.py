@@ -1,15 +1,90 @@
-"""Turn a paused thread's review items into approval requests under the policy. Pure."""
+"""Turn a paused thread's review items into approval requests under the policy. Pure but for
+a warning logged when a payload asks for something the policy does not allow.
+
+The policy file is the floor (README, "Policy"); a payload may only tighten it:
+- `risk` raises the tier above the graph's floor (`Policy.pause_floor`), never lowers it;
+- `approvers` names a role the policy defines whose members are all in the tier's role;
+- `timeout_seconds` gives a deadline longer than the tier's (up to `MAX_TIMEOUT`);
+- `on_timeout` may say "reject"; approving on timeout is the policy's call alone.
+Anything else it asks for is ignored, with a warning.
+"""
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.interrupts import ReviewItem
-from bot.models import ApprovalRequest, RequestStatus, Run
-from bot.policy import Policy
+from bot.models import ActionSpec, ApprovalRequest, RequestStatus, Run
+from bot.policy import Policy, Tier
 
-__all__ = ["build_request"]
+__all__ = ["MAX_TIMEOUT", "PauseTerms", "build_request", "pause_terms"]
+
+MAX_TIMEOUT = timedelta(days=365)  # a payload's deadline beyond this is ignored
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PauseTerms:
+    """What the policy gives a pause, after what its payload asked for; `ignored` lists the
+    asks that were not obeyed, each worded for the operator's log."""
+
+    tier: Tier
+    approvers: str
+    timeout: timedelta
+    on_timeout: str
+    ignored: tuple[str, ...] = ()
+
+
+def pause_terms(*, graph: str, action: ActionSpec, policy: Policy) -> PauseTerms:
+    """The tier, role, deadline and timeout default of a pause of `graph` showing `action`."""
+    tier = policy.pause_tier_for(graph, action.risk)
+    ignored: list[str] = []
+    if tier is not policy.tier(action.risk):
+        ignored.append(_ignored("risk", action.risk, "not above the graph's floor",
+                                kept=f"tier {tier.name!r}"))
+    approvers = _approvers(action.approvers, tier=tier, policy=policy, ignored=ignored)
+    timeout = _timeout(action.timeout_seconds, tier=tier, ignored=ignored)
+    on_timeout = tier.on_timeout
+    if action.on_timeout == "reject":
+        on_timeout = "reject"
+    elif action.on_timeout is not None and action.on_timeout != tier.on_timeout:
+        ignored.append(_ignored("on_timeout", action.on_timeout,
+                                'a payload may only say "reject"', kept=repr(tier.on_timeout)))
+    return PauseTerms(tier=tier, approvers=approvers, timeout=timeout, on_timeout=on_timeout,
+                      ignored=tuple(ignored))
+
+
+def _approvers(asked: str | None, *, tier: Tier, policy: Policy, ignored: list[str]) -> str:
+    if asked is None or asked == tier.approvers:
+        return tier.approvers
+    if asked not in policy.roles:
+        why = "the policy defines no such role"
+    elif not policy.narrower_role(asked, than=tier.approvers):
+        why = f"its members are not all in the tier's role {tier.approvers!r}"
+    elif not policy.can_give(asked, max(tier.approvals, 1)):
+        why = f"too few members for {tier.approvals} approvals"
+    else:
+        return asked
+    ignored.append(_ignored("approvers", asked, why, kept=f"role {tier.approvers!r}"))
+    return tier.approvers
+
+
+def _timeout(asked: float | None, *, tier: Tier, ignored: list[str]) -> timedelta:
+    if asked is None:
+        return tier.timeout
+    if math.isfinite(asked) and tier.timeout.total_seconds() <= asked \
+            <= MAX_TIMEOUT.total_seconds():
+        return timedelta(seconds=asked)
+    ignored.append(_ignored(
+        "timeout_seconds", asked,
+        f"a payload may only lengthen the deadline, to at most {MAX_TIMEOUT.days} days",
+        kept=f"{tier.timeout.total_seconds():g} s"))
+    return tier.timeout
 
 
 def build_request(
@@ -24,11 +99,13 @@ def build_request(
     previous: Sequence[ApprovalRequest],
 ) -> ApprovalRequest:
     """One pending request: tier, approvers, quorum, deadline and default from the policy,
-    with the graph's own per-breakpoint overrides (approvers, timeout, on_timeout) on top."""
+    tightened where the graph's payload asks (`pause_terms`)."""
     action = item.action
-    tier = policy.tier(action.risk)
-    timeout = (tier.timeout if action.timeout_seconds is None
-               else timedelta(seconds=action.timeout_seconds))
+    terms = pause_terms(graph=run.graph, action=action, policy=policy)
+    for ignored in terms.ignored:
+        log.warning("payload asked for more than the policy allows", extra={
+            "run_id": run.id, "graph": run.graph, "node": node, "ignored": ignored})
+    tier = terms.tier
     return ApprovalRequest(
         id=new_id("req"),
         run_id=run.id,
@@ -38,18 +115,22 @@ def build_request(
         action=action,
         action_hash=action.digest(),
         tier=tier.name,
-        approvers_role=action.approvers or tier.approvers,
+        approvers_role=terms.approvers,
         approvals_required=max(tier.approvals, 1),
         self_approval=(policy.self_approval if tier.self_approval is None
                        else tier.self_approval),
         requester=run.requester,
         status=RequestStatus.PENDING,
         created_at=now,
-        deadline=now + timeout,
+        deadline=now + terms.timeout,
         round=sum(1 for p in previous if p.node == node and p.item == item.item) + 1,
-        on_timeout=action.on_timeout or tier.on_timeout,
+        on_timeout=terms.on_timeout,
         kind=item.kind,
         interrupt_id=item.interrupt_id,
         item=item.item,
         options=dict(item.options),
     )
+
+
+def _ignored(key: str, value: object, why: str, *, kept: str) -> str:
+    return f"{key} {value!r} ignored: {why}; kept {kept}"

@@ -1,4 +1,5 @@
-"""Who may decide what: risk tiers, roles, quorum, self-approval and deadlines. Pure."""
+"""Who may decide what: risk tiers, roles, quorum, self-approval, deadlines and the tier a
+graph's pauses get at least. Pure."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ from enum import StrEnum
 
 from bot.models import ApprovalRequest, Outcome
 
-__all__ = ["ANYONE", "Policy", "Refusal", "Tier", "check_decision"]
+__all__ = ["ANYONE", "DEFAULT_PAUSE_TIER", "RISK_ORDER", "Policy", "Refusal", "Tier",
+           "check_decision"]
 
 ANYONE = "*"
+RISK_ORDER = ("low", "medium", "high", "critical")  # the built-in tiers, least strict first
+DEFAULT_PAUSE_TIER = "medium"  # a graph's pauses are at least medium unless the policy says
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +45,8 @@ class Policy:
         default_factory=lambda: {"reviewer": (ANYONE,)}
     )
     self_approval: bool = False
+    pause_tier: str = DEFAULT_PAUSE_TIER  # the floor of every graph's pauses...
+    graph_tiers: Mapping[str, str] = field(default_factory=dict)  # ...unless set per graph
 
     @classmethod
     def default(cls, *, timeout: timedelta = timedelta(minutes=30)) -> Policy:
@@ -63,6 +69,38 @@ class Policy:
     def role_members(self, role: str) -> tuple[str, ...]:
         """The user and user-group IDs (or "*") that make up `role`."""
         return self.roles.get(role, ())
+
+    def pause_floor(self, graph: str) -> str:
+        """The tier `graph`'s pauses get at least, whatever their payload says."""
+        return self.graph_tiers.get(graph, self.pause_tier)
+
+    def pause_tier_for(self, graph: str, risk: str) -> Tier:
+        """The tier of a pause of `graph` whose payload asks for `risk`: that tier when it is
+        stricter than the graph's floor, else the floor. A payload raises, never lowers."""
+        asked, floor = self.tier(risk), self.tier(self.pause_floor(graph))
+        return asked if self.strictness(asked) > self.strictness(floor) else floor
+
+    @staticmethod
+    def strictness(tier: Tier) -> tuple[int, bool, int]:
+        """How strict a tier is: approvals, then confirm; between equals, the built-in order
+        (low < medium < high < critical). A tier of another name never outranks an equally
+        strict one, so a payload cannot step sideways onto a look-alike with looser rules."""
+        rank = RISK_ORDER.index(tier.name) if tier.name in RISK_ORDER else -1
+        return (tier.approvals, tier.confirm, rank)
+
+    def narrower_role(self, role: str, *, than: str) -> bool:
+        """Whether `role` is defined and every member it names is one of `than`'s (or `than`
+        is anyone), so asking for it tightens who may decide."""
+        if role not in self.roles:
+            return False
+        wide = self.role_members(than)
+        return ANYONE in wide or set(self.role_members(role)) <= set(wide)
+
+    def can_give(self, role: str, approvals: int) -> bool:
+        """Whether `role` could ever give `approvals` different approvals."""
+        members = self.role_members(role)
+        # Groups are resolved at click time, so their size is unknown here.
+        return any(m == ANYONE or m.startswith("S") for m in members) or len(members) >= approvals
 
 
 class Refusal(StrEnum):

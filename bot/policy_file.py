@@ -13,18 +13,19 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.policy import ANYONE, Policy, Tier
+from bot.policy import ANYONE, DEFAULT_PAUSE_TIER, RISK_ORDER, Policy, Tier
 
 __all__ = ["BUNDLED_TIERS", "PolicyError", "load_policy", "parse_duration"]
 
-BUNDLED_TIERS = ("low", "medium", "high", "critical")  # the risks the bundled graphs declare
+BUNDLED_TIERS = RISK_ORDER  # the risks the bundled graphs declare
 DEFAULT_ROLE = "reviewer"
 DEFAULT_TIMEOUT = timedelta(minutes=30)
 ON_TIMEOUT = ("reject", "approve")
 
 _CONFIRMED_TIERS = frozenset({"high", "critical"})
-_TOP_KEYS = ("roles", "defaults", "tiers")
-_DEFAULT_KEYS = ("timeout", "on_timeout", "self_approval")
+_TOP_KEYS = ("roles", "defaults", "tiers", "graphs")
+_DEFAULT_KEYS = ("timeout", "on_timeout", "self_approval", "pause_tier")
+_GRAPH_KEYS = ("tier",)
 _TIER_KEYS = (
     "approvers", "approvals", "timeout", "on_timeout", "confirm", "reversible", "self_approval",
 )
@@ -56,6 +57,9 @@ def load_policy(path: Path) -> Policy:
       timeout               "90s", "30m", "2h", "1h30m", "1d" or seconds (int/float); 30m.
       on_timeout            "reject" (default) or "approve" (reversible tiers only).
       self_approval         may a requester approve their own request; false.
+      pause_tier            the lowest tier of any graph's pauses; "medium". A payload may ask
+                            for a stricter tier, never a looser one. If it is left out, the
+                            "medium" tier must need an approval.
     [tiers.NAME]            required for low, medium, high and critical; other names allowed.
       approvals (required)  how many different people must approve; 0 means no pause.
       approvers             the role whose members may decide; "reviewer".
@@ -65,6 +69,10 @@ def load_policy(path: Path) -> Policy:
       reversible            the tier's actions can be undone; true. "approve" on timeout
                             is allowed only when true.
       self_approval         overrides defaults.self_approval for this tier.
+    [graphs.NAME]           one graph (by its registered name).
+      tier (required)       the lowest tier of this graph's pauses, instead of
+                            defaults.pause_tier; a tier with approvals = 0 lets its pauses
+                            through without a person.
     """
     try:
         data = tomllib.loads(path.read_bytes().decode("utf-8"))
@@ -140,7 +148,38 @@ def _policy(data: Mapping[str, Any]) -> Policy:
         name: _tier(name, spec, roles=roles, defaults=defaults)
         for name, spec in tiers_table.items()
     }
-    return Policy(tiers=tiers, roles=roles, self_approval=defaults.self_approval)
+    pause_tier = _pause_tier(data.get("defaults", {}), tiers)
+    return Policy(tiers=tiers, roles=roles, self_approval=defaults.self_approval,
+                  pause_tier=pause_tier, graph_tiers=_graphs(data.get("graphs", {}), tiers))
+
+
+def _pause_tier(defaults: Mapping[str, Any], tiers: Mapping[str, Tier]) -> str:
+    if "pause_tier" in defaults:
+        return _tier_name(defaults["pause_tier"], "defaults.pause_tier", tiers)
+    if not tiers[DEFAULT_PAUSE_TIER].pauses:
+        # Pauses pass without a person only where the policy says so in as many words.
+        raise _Invalid(f"tiers.{DEFAULT_PAUSE_TIER}.approvals", _FLOOR_NEEDS_NOBODY)
+    return DEFAULT_PAUSE_TIER
+
+
+def _graphs(raw: object, tiers: Mapping[str, Tier]) -> dict[str, str]:
+    floors: dict[str, str] = {}
+    for name, spec in _table(raw, "graphs").items():
+        where = _key("graphs", name)
+        table = _table(spec, where)
+        _known_keys(table, _GRAPH_KEYS, where=where)
+        if "tier" not in table:
+            raise _Invalid(f"{where}.tier", _MISSING_GRAPH_TIER)
+        floors[name] = _tier_name(table["tier"], f"{where}.tier", tiers)
+    return floors
+
+
+def _tier_name(value: object, key: str, tiers: Mapping[str, Tier]) -> str:
+    if not isinstance(value, str):
+        raise _Invalid(key, _must_be("a tier name (a string)", value))
+    if value not in tiers:
+        raise _Invalid(key, _unknown_tier(value, tiers))
+    return value
 
 
 def _roles(raw: object) -> dict[str, tuple[str, ...]]:
@@ -265,6 +304,12 @@ _FORMS = '"90s", "30m", "2h", "1h30m", "1d" or a number of seconds'
 _NOT_UTF8 = "is not UTF-8 text, which TOML requires"
 _A_ROLE_LIST = 'a list of IDs such as ["*"] or ["U0123ABCD", "S0456EFGH"]'
 _MISSING_APPROVALS = "missing; say how many different people must approve (0: no pause)"
+_MISSING_GRAPH_TIER = "missing; say the lowest tier of this graph's pauses"
+_FLOOR_NEEDS_NOBODY = (
+    f"is 0, and {DEFAULT_PAUSE_TIER} is the tier every graph's pauses get at least, so they "
+    "would pass without a person; if that is meant, say so: "
+    f'defaults.pause_tier = "{DEFAULT_PAUSE_TIER}" (or [graphs.NAME] tier for one graph)'
+)
 
 
 def _quote(text: str) -> str:
@@ -316,6 +361,14 @@ def _unknown_role(role: str, roles: Mapping[str, object]) -> str:
     if close:
         return f"{problem}; did you mean {_quote(close[0])}?"
     return f"{problem}; defined roles: {_and(sorted(roles))}"
+
+
+def _unknown_tier(tier: str, tiers: Mapping[str, object]) -> str:
+    problem = f"names tier {_quote(tier)}, which [tiers] does not define"
+    close = difflib.get_close_matches(tier, list(tiers), n=1)
+    if close:
+        return f"{problem}; did you mean {_quote(close[0])}?"
+    return f"{problem}; defined tiers: {_and(tiers)}"
 
 
 def _not_a_member(entry: str) -> str:

@@ -25,6 +25,8 @@ def add_signature(content: str, instructions: list[str]) -> str:
     return _revised(f"{content}\n\nBest regards,\nThe Team", instructions)
 
 
+# "manager" narrows who reviews the tone where the policy defines that role within the
+# medium tier's; otherwise the tier's own approvers review it (README, "Policy").
 EMAIL_STAGES = (
     Stage("Draft", draft_email, approvers="reviewer"),
     Stage("Tone Review", review_tone, approvers="manager"),

@@ -25,33 +25,40 @@ StageAction = Callable[[str, list[str]], str]
 """`action(input_text, instructions) -> output`: pure; `instructions` are this stage's
 revision requests so far, oldest first."""
 
-_ON_TIMEOUT = (None, "reject", "approve")
+_ON_TIMEOUT = (None, "reject")
 _SHORT = 120
 
 
 @dataclass(frozen=True, slots=True)
 class Stage:
-    """One step of a pipeline and how its output is signed off."""
+    """One step of a pipeline and how its output is signed off.
+
+    The team's policy file is the floor: a stage may only tighten it (README, "Policy").
+    What it asks for beyond that is ignored by the gateway, with a warning.
+    """
 
     name: str
     action: StageAction
     requires_approval: bool = True
-    approvers: str | None = None  # a role of the policy file; None: the tier's approvers
-    risk: str = "medium"  # a tier of the policy file
-    timeout_seconds: float | None = None  # None: the tier's timeout
-    on_timeout: str | None = None  # "reject" / "approve"; None: the tier's
+    # A role of the policy file, honoured when its members are all in the tier's role
+    # (or the tier's role is anyone); None: the tier's approvers.
+    approvers: str | None = None
+    risk: str = "medium"  # a tier of the policy file; never below the graph's floor
+    timeout_seconds: float | None = None  # honoured when longer than the tier's; None: its
+    on_timeout: str | None = None  # "reject", or None: the tier's (only a policy approves)
     reversible: bool = True
 
     def __post_init__(self) -> None:
         if not _slug(self.name):
             raise ValueError(f"a stage needs a name with letters or digits, not {self.name!r}")
+        if self.on_timeout == "approve":
+            # Passing because nobody answered is for the team's policy to allow (a tier's
+            # on_timeout on a reversible tier), never for the graph to ask.
+            raise ValueError(f'stage {self.name!r}: on_timeout "approve" is the policy\'s to '
+                             'give (a tier\'s on_timeout); a stage may only say "reject"')
         if self.on_timeout not in _ON_TIMEOUT:
-            raise ValueError(f'stage {self.name!r}: on_timeout must be "reject" or "approve", '
+            raise ValueError(f'stage {self.name!r}: on_timeout must be "reject" or None, '
                              f"not {self.on_timeout!r}")
-        if self.on_timeout == "approve" and not self.reversible:
-            # The seed's exercise 2: an irreversible step never passes because nobody answered.
-            raise ValueError(f'stage {self.name!r}: on_timeout "approve" needs a reversible '
-                             "stage; an irreversible one must fail closed")
         if self.timeout_seconds is not None and not self.timeout_seconds > 0:
             raise ValueError(f"stage {self.name!r}: timeout_seconds must be more than zero, "
                              f"not {self.timeout_seconds!r}")

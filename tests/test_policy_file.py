@@ -479,3 +479,74 @@ def test_bad_default_timeout(tmp_path: Path) -> None:
     """A bad default timeout names defaults.timeout."""
     message = _error(tmp_path, '[defaults]\ntimeout = "soon"\n' + TIERS)
     assert message == f'defaults.timeout: "soon" is not a duration; write {FORMS}'
+
+
+# -- the floor of a graph's pauses ---------------------------------------------------------
+
+
+def test_pause_tier_defaults_to_medium(tmp_path: Path) -> None:
+    """Without a word on it, every graph's pauses are at least medium."""
+    policy = _load(tmp_path, TIERS)
+    assert (policy.pause_tier, policy.graph_tiers) == ("medium", {})
+    assert policy.pause_floor("deploy") == "medium"
+
+
+def test_pause_tier_and_graph_tiers_load(tmp_path: Path) -> None:
+    """defaults.pause_tier for every graph, [graphs.NAME] tier for one."""
+    policy = _load(tmp_path, '[defaults]\npause_tier = "high"\n' + TIERS
+                   + '[graphs.sandbox]\ntier = "low"\n[graphs."db ops"]\ntier = "critical"\n')
+    assert policy.pause_floor("deploy") == "high"
+    assert policy.pause_floor("sandbox") == "low"
+    assert policy.pause_floor("db ops") == "critical"
+
+
+def test_a_no_pause_default_floor_must_be_said(tmp_path: Path) -> None:
+    """medium needing nobody would let every graph's pauses through: only if said so."""
+    lax = TIERS.replace("[tiers.medium]\napprovals = 1", "[tiers.medium]\napprovals = 0")
+    message = _error(tmp_path, lax)
+    assert message == (
+        "tiers.medium.approvals: is 0, and medium is the tier every graph's pauses get at "
+        "least, so they would pass without a person; if that is meant, say so: "
+        'defaults.pause_tier = "medium" (or [graphs.NAME] tier for one graph)')
+    assert _load(tmp_path, '[defaults]\npause_tier = "medium"\n' + lax).pause_tier == "medium"
+
+
+def test_pause_tier_names_an_unknown_tier(tmp_path: Path) -> None:
+    message = _error(tmp_path, '[defaults]\npause_tier = "meduim"\n' + TIERS)
+    assert message == ('defaults.pause_tier: names tier "meduim", which [tiers] does not '
+                       'define; did you mean "medium"?')
+
+
+def test_pause_tier_not_a_string(tmp_path: Path) -> None:
+    message = _error(tmp_path, "[defaults]\npause_tier = 2\n" + TIERS)
+    assert message == "defaults.pause_tier: must be a tier name (a string), not 2"
+
+
+def test_graph_tier_names_an_unknown_tier(tmp_path: Path) -> None:
+    message = _error(tmp_path, TIERS + '[graphs.deploy]\ntier = "none"\n')
+    assert message == ('graphs.deploy.tier: names tier "none", which [tiers] does not define; '
+                       "defined tiers: low, medium, high and critical")
+
+
+def test_graph_tier_missing(tmp_path: Path) -> None:
+    message = _error(tmp_path, TIERS + "[graphs.deploy]\n")
+    assert message == "graphs.deploy.tier: missing; say the lowest tier of this graph's pauses"
+
+
+def test_graph_unknown_key(tmp_path: Path) -> None:
+    """A graph may set its floor and nothing else."""
+    message = _error(tmp_path, TIERS + '[graphs.deploy]\ntier = "high"\ntimeout = "1s"\n')
+    assert message == 'graphs.deploy.timeout: unknown key; expected one of tier'
+
+
+def test_graphs_not_tables(tmp_path: Path) -> None:
+    assert _error(tmp_path, "graphs = 1\n" + TIERS) == "graphs: must be a table, not 1"
+    assert _error(tmp_path, TIERS + '[graphs]\ndeploy = "high"\n') == (
+        'graphs.deploy: must be a table, not "high"')
+
+
+def test_graph_misspelt_section_and_top_level_pause_tier(tmp_path: Path) -> None:
+    assert _error(tmp_path, TIERS + '[graph.deploy]\ntier = "high"\n') == (
+        'graph: unknown key; did you mean "graphs"?')
+    assert _error(tmp_path, 'pause_tier = "high"\n' + TIERS) == (
+        "pause_tier: unknown top-level key; put pause_tier under [defaults]")

@@ -54,8 +54,8 @@ def three_stages() -> tuple[Recorder, Recorder, Recorder, GraphSpec]:
     a, b, c = Recorder("A"), Recorder("B"), Recorder("C")
     spec = pipeline_spec(name="p", description="d", stages=[
         Stage("Alpha", a),
-        Stage("Beta Two", b, approvers="manager", risk="high", timeout_seconds=5,
-              on_timeout="approve"),
+        Stage("Beta Two", b, approvers="manager", risk="high", timeout_seconds=7200,
+              on_timeout="reject"),
         Stage("Gamma", c, requires_approval=False),
     ])
     return a, b, c, spec
@@ -84,7 +84,8 @@ def test_all_approved_gives_the_last_output() -> None:
 
 
 def test_the_approval_shows_the_stage_its_history_and_its_overrides() -> None:
-    """Stage k of n, the output as summary, earlier outputs and decisions, the stage's rules."""
+    """Stage k of n, the output as summary, earlier outputs and decisions, and what the stage
+    asks of the policy (the gateway obeys it only where it tightens: tests/test_pauses.py)."""
     _, _, _, spec = three_stages()
     run = Driver(spec)
     run.answer("approved")
@@ -93,8 +94,8 @@ def test_the_approval_shows_the_stage_its_history_and_its_overrides() -> None:
     assert approval["summary"] == "B(A(task))"
     assert (approval["step"], approval["total_steps"]) == (2, 3)
     assert (approval["risk"], approval["approvers"], approval["timeout_seconds"],
-            approval["on_timeout"], approval["reversible"]) == ("high", "manager", 5, "approve",
-                                                                  True)
+            approval["on_timeout"], approval["reversible"]) == ("high", "manager", 7200,
+                                                                  "reject", True)
     assert approval["history"] == ["Alpha: approved by U0BOB [output: A(task)]"]
 
 
@@ -142,13 +143,15 @@ def test_anything_but_approval_stops_the_pipeline(
 
 
 @pytest.mark.parametrize(("kwargs", "problem"), [
-    ({"on_timeout": "approve", "reversible": False}, "needs a reversible stage"),
-    ({"on_timeout": "maybe"}, 'must be "reject" or "approve"'),
+    ({"on_timeout": "approve"}, 'on_timeout "approve" is the policy\'s to give'),
+    ({"on_timeout": "approve", "reversible": False}, 'a stage may only say "reject"'),
+    ({"on_timeout": "maybe"}, 'must be "reject" or None'),
     ({"timeout_seconds": 0}, "more than zero"),
     ({"name": " !"}, "needs a name"),
 ])
 def test_a_stage_that_cannot_be_honoured_is_refused(kwargs: dict[str, Any], problem: str) -> None:
-    """Exercise 2's rule and other mistakes fail when the stage is declared."""
+    """Exercise 2's rule (a stage never passes because nobody answered: only the policy may
+    approve on timeout) and other mistakes fail when the stage is declared."""
     with pytest.raises(ValueError, match=problem):
         Stage(**{"name": "S", "action": Recorder("s"), **kwargs})
 
