@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from bot.config import Settings
 from bot.logs import configure_logging
@@ -24,9 +25,18 @@ def _settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         for error in exc.errors():
-            name = ".".join(str(p) for p in error["loc"]).upper()
-            typer.echo(f"signoff: setting {name}: {error['msg']}", err=True)
+            typer.echo(f"signoff: setting {_setting_error(error)}", err=True)
         raise typer.Exit(2) from None
+
+
+def _setting_error(error: ErrorDetails) -> str:
+    """`NAME: what is wrong` on one line; `loc` holds the variable's name (the field's alias)."""
+    name = ".".join(str(p) for p in error["loc"]).upper()
+    msg = error["msg"].removeprefix("Value error, ")
+    secret = "TOKEN" in name or "SECRET" in name
+    if error["type"] != "value_error" and not secret and isinstance(error.get("input"), str):
+        msg += f" (got {error['input']!r})"
+    return f"{name}: {' '.join(msg.split())}"
 
 
 def _check_startup(settings: Settings) -> None:

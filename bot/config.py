@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings"]
+__all__ = ["LOG_LEVELS", "Settings"]
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class Settings(BaseSettings):
@@ -27,29 +30,62 @@ class Settings(BaseSettings):
     port: int = Field(default=3000, alias="PORT", ge=0, le=65535)
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
 
+    # Messages leave out the variable's name: pydantic's error and `signoff` put it in front.
+
+    @field_validator("slack_bot_token", "slack_signing_secret", "slack_app_token",
+                     "signoff_channel", "signoff_policy", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        # `.env.example` copied as is leaves these as `NAME=`: that means "not set".
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        return None if isinstance(text, str) and not text.strip() else value
+
+    @field_validator("slack_bot_token")
+    @classmethod
+    def _bot_token_kind(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xoxb-"):
+            raise ValueError("must be a bot token, starting with xoxb- "
+                             "(the app's OAuth & Permissions page)")
+        return value
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_token_kind(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xapp-"):
+            raise ValueError("must be an app-level token, starting with xapp- "
+                             "(the app's Basic Information page)")
+        return value
+
     @field_validator("slack_api_url")
     @classmethod
     def _api_url_ends_with_slash(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
-            raise ValueError(f"SLACK_API_URL must be an http(s) URL, got {value!r}")
+            raise ValueError(f"must be an http(s) URL, got {value!r}")
         return value if value.endswith("/") else value + "/"
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)} (any case), "
+                             f"got {value!r}")
+        return level
 
     @field_validator("signoff_channel")
     @classmethod
     def _channel_is_an_id(cls, value: str | None) -> str | None:
-        if value in (None, ""):
+        if value is None:
             return None
-        if value.startswith("#") or not value[:1].isalpha() or not value.isalnum():
-            raise ValueError(
-                f"SIGNOFF_CHANNEL must be a channel ID such as C0123ABCD, not a name ({value!r})"
-            )
+        if not (value[:1].isalpha() and value.isascii() and value.isalnum()):
+            raise ValueError(f"must be a channel ID such as C0123ABCD, not a name ({value!r})")
         return value
 
     @field_validator("signoff_policy")
     @classmethod
     def _policy_exists(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():
-            raise ValueError(f"SIGNOFF_POLICY names {str(value)!r}, which is not a file")
+            raise ValueError(f"names {str(value)!r}, which is not a file")
         return value
 
     @property
