@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     host: str = Field(default="0.0.0.0", alias="HOST")
     port: int = Field(default=3000, alias="PORT", ge=0, le=65535)
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
+    # Seconds a worker's claim on a run lasts unless renewed (it is renewed every third).
+    signoff_lease: float = Field(default=30.0, alias="SIGNOFF_LEASE", gt=0, le=3600)
+    # Seconds SIGTERM waits for work in flight before giving up the claims still held.
+    signoff_shutdown_grace: float = Field(default=20.0, alias="SIGNOFF_SHUTDOWN_GRACE",
+                                          ge=0, le=600)
 
     # Messages leave out the variable's name: pydantic's error and `signoff` put it in front.
 

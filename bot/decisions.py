@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bot import messages
@@ -14,7 +14,7 @@ from bot.models import SYSTEM_ACTOR, ApprovalRequest, AuditEntry, Outcome, Reque
 from bot.policy import Policy, Refusal, check_decision
 from bot.ports import Directory, Notifier
 from bot.store import ApprovalStore, Decision
-from bot.threads import GraphThreads, still_paused_at
+from bot.threads import GraphThreads, item_digest, still_paused_at
 
 __all__ = ["DecisionReply", "Decisions"]
 
@@ -73,10 +73,10 @@ class Decisions:
             return latest, DecisionReply(False, messages.already_decided(latest))
         if outcome.decision not in request.decisions:
             return request, DecisionReply(False, messages.not_offered(outcome.decision))
-        members = await self._directory.members(
-            self._policy.role_members(request.approvers_role)
-        )
-        refusal = check_decision(request=request, user=user, outcome=outcome, members=members)
+        allowed = await self._directory.is_member(
+            self._policy.role_members(request.approvers_role), user)
+        refusal = check_decision(request=request, user=user, outcome=outcome,
+                                 members=frozenset({user} if allowed else ()))
         if refusal is not None:
             await self._store.append_audit(AuditEntry(
                 at=self._clock.now(), kind="refused", actor=user, outcome=outcome.value,
@@ -149,7 +149,7 @@ class Decisions:
                 outcome, comment = Outcome.TIMED_OUT, reason
             batch.append(Decision(
                 request_id=request.id, outcome=outcome, actor=SYSTEM_ACTOR, at=now,
-                comment=comment, as_vote=False,
+                comment=comment,
                 audit=AuditEntry(at=now, kind="timeout" if outcome is Outcome.TIMED_OUT
                                  else "decision", actor=SYSTEM_ACTOR, outcome=outcome.value,
                                  run_id=request.run_id, graph=request.graph,
@@ -169,35 +169,46 @@ class Decisions:
         actor: str,
         comment: str | None,
         edited_args: dict[str, Any] | None = None,
-        as_vote: bool = True,
     ) -> DecisionReply:
-        """Record a decision (compare-and-set, with its audit entry), redraw, hand it on."""
+        """Record a person's decision (compare-and-set, with its audit entry), hand it on.
+
+        An approval on a request that needs several is a vote first: the request is decided
+        once the votes of distinct approvers reach the quorum (the rule lives here, above
+        every backend; the store only records a vote once and decides once).
+        """
         request = await self._store.get_request(request_id)
-        assert request is not None
+        if request is None:
+            return DecisionReply(False, messages.unknown_request())
         now = self._clock.now()
+        audit = AuditEntry(at=now, kind="decision", actor=actor, outcome=outcome.value,
+                           run_id=request.run_id, graph=request.graph, node=request.node,
+                           request_id=request.id, detail=comment or "")
+        if outcome is Outcome.APPROVED and request.approvals_required > 1:
+            vote = await self._store.record_vote(request_id, user=actor, at=now,
+                                                 audit=replace(audit, kind="vote"))
+            if not vote.added:
+                if vote.request.status is not RequestStatus.PENDING:
+                    return DecisionReply(False, messages.already_decided(vote.request))
+                return DecisionReply(False, messages.refused(Refusal.ALREADY_VOTED,
+                                                             role=request.approvers_role))
+            log.info("vote recorded", extra={"request_id": request_id, "user": actor})
+            if len(vote.request.votes) < vote.request.approvals_required:
+                await self.redraw(await self.require_run(vote.request), vote.request)
+                return DecisionReply(True, messages.vote_recorded(vote.request))
         result = await self._store.decide(
             request_id, outcome=outcome, actor=actor, at=now, comment=comment,
-            edited_args=edited_args, as_vote=as_vote,
-            audit=AuditEntry(at=now, kind="timeout" if outcome is Outcome.TIMED_OUT
-                             else "decision", actor=actor, outcome=outcome.value,
-                             run_id=request.run_id, graph=request.graph, node=request.node,
-                             request_id=request.id, detail=comment or ""),
-        )
-        if result.duplicate_vote:
-            return DecisionReply(
-                False, messages.refused(Refusal.ALREADY_VOTED, role=request.approvers_role)
-            )
+            edited_args=edited_args, audit=audit,
+            with_vote=outcome is Outcome.APPROVED and request.approvals_required == 1)
         if result.lost:
+            if (request.approvals_required > 1 and outcome is Outcome.APPROVED
+                    and result.request.status is RequestStatus.APPROVED):
+                return DecisionReply(True)  # a racing final vote decided it: ours counted too
             return DecisionReply(False, messages.already_decided(result.request))
         log.info("decision recorded", extra={"request_id": request_id, "user": actor,
-                                             "outcome": outcome.value, "applied": result.applied})
-        run = await self.require_run(result.request)
-        if result.voted:
-            await self.redraw(run, result.request)
-            return DecisionReply(True, messages.vote_recorded(result.request))
+                                             "outcome": outcome.value})
         # Committed: the message and the resume follow in the background, so a burst of
-        # timeouts is recorded at once rather than one Slack round trip at a time.
-        self._on_decided(run, result.request)
+        # decisions is recorded at once rather than one Slack round trip at a time.
+        self._on_decided(await self.require_run(result.request), result.request)
         return DecisionReply(True)
 
     async def close(
@@ -229,10 +240,20 @@ class Decisions:
                           extra={"request_id": request.id})
 
     async def _is_stale(self, run: Run, request: ApprovalRequest) -> bool:
-        """True when the thread is no longer paused exactly where the request was made."""
+        """True when the thread is no longer paused exactly where the request was made, or
+        no longer shows the action the reviewer was shown (its hash differs)."""
         if run.status.is_over:
             return True
-        return not still_paused_at(await self._threads.state(run), request)
+        state = await self._threads.state(run)
+        if not still_paused_at(state, request):
+            return True
+        shown = [item_digest(i) for i in self._threads.items(run, state)
+                 if i.interrupt_id == request.interrupt_id and i.item == request.item]
+        if shown and shown[0] != request.action_hash:
+            log.warning("click refused: the thread's action differs from the one shown",
+                        extra={"request_id": request.id})
+            return True
+        return False
 
     async def require_run(self, request: ApprovalRequest) -> Run:
         run = await self._store.get_run(request.run_id)

@@ -25,13 +25,13 @@ def describe_pause(values: Mapping[str, Any], *, node: str) -> ActionSpec:
     """Use the graph's `approval` dict when it gives one, else summarise the state."""
     approval = values.get("approval")
     if isinstance(approval, Mapping) and approval.get("title"):
-        return action_from_payload(approval, title=f"Continue to `{node}`", risk="medium")
+        return action_from_payload(approval, title=f"Continue to {node}", risk="medium")
     details = {
         str(k): _short(v) for k, v in values.items() if not str(k).startswith("_")
     }
     return ActionSpec(
-        title=f"Continue to `{node}`",
-        summary=f"The run paused before `{node}`.",
+        title=f"Continue to {node}",
+        summary=f"The run paused before {node}.",
         risk=str(values.get("risk", "medium")),
         details=dict(list(details.items())[:8]),
     )

@@ -1,11 +1,21 @@
-"""The gateway core: starts runs, turns pauses into requests, applies decisions once, resumes."""
+"""The gateway core: starts runs, turns pauses into requests, applies decisions once, resumes.
+
+Every run is driven by the holder of its claim (`bot.claims.Holder`: leased, renewed by a
+heartbeat, fenced by an epoch). The driver never trusts a note of what it meant to do: each
+step reads the thread's checkpoint and the store's rows and does the one thing that state
+calls for (start, continue, patch, resume, ask, finish), so a process killed anywhere is
+finished by the next one the same way. The closing writes of a step (decisions consumed,
+their audit, the next pause's requests, the release) are one transaction.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,10 +23,11 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import StateSnapshot
 
 from bot import messages
+from bot.claims import Holder, is_dead_local_owner, new_owner
 from bot.clock import Clock
 from bot.decisions import DecisionReply, Decisions
 from bot.errors import InvalidCommandError, UnknownRoleError
-from bot.interrupts import NoSafeDefault, feedback, resume_value, review_items
+from bot.interrupts import NoSafeDefault, ReviewItem, feedback, resume_value
 from bot.models import (
     SYSTEM_ACTOR,
     ApprovalRequest,
@@ -30,8 +41,8 @@ from bot.models import (
 from bot.pauses import build_request
 from bot.policy import Policy
 from bot.ports import Directory, Notifier
-from bot.store import ApprovalStore
-from bot.threads import GraphThreads, result_of, still_paused_at
+from bot.store import ApprovalStore, Claim, Decision, LostClaimError, StepEnd
+from bot.threads import GraphThreads, checkpoint_of, item_digest, parent_of, result_of
 from graphs.registry import GraphRegistry
 
 __all__ = ["DecisionReply", "Gateway", "InvalidCommandError", "new_id"]
@@ -42,6 +53,10 @@ log = logging.getLogger(__name__)
 def new_id(prefix: str) -> str:
     """A short random id such as `run-3f9a1c2b7d4e`."""
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+class _Stop(Exception):  # noqa: N818 - control flow inside the driver
+    """The step ended the drive (paused, finished, failed, stopped)."""
 
 
 class Gateway:
@@ -58,19 +73,22 @@ class Gateway:
         directory: Directory,
         clock: Clock,
         ids: Callable[[str], str] = new_id,
-        lease: timedelta = timedelta(minutes=15),
+        lease: timedelta = timedelta(seconds=30),
         max_resumes: int = 4,
     ) -> None:
         self._store = store
         self._registry = registry
         self._policy = policy
         self._notifier = notifier
+        self._directory = directory
         self._clock = clock
         self._ids = ids
         self._lease = lease
-        self._owner = ids("worker")
+        self._owner = new_owner()
         self._threads = GraphThreads(registry=registry, checkpointer=checkpointer)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._held: dict[str, Claim] = {}
+        self._accepting = True
         # Resumes run a few at a time, so a burst of timeouts or clicks cannot starve the
         # recording of further decisions (they queue here, holding no database lock).
         self._resume_slots = asyncio.Semaphore(max_resumes)
@@ -90,6 +108,18 @@ class Gateway:
     def registry(self) -> GraphRegistry:
         return self._registry
 
+    @property
+    def directory(self) -> Directory:
+        return self._directory
+
+    @property
+    def owner(self) -> str:
+        return self._owner
+
+    @property
+    def lease(self) -> timedelta:
+        return self._lease
+
     def on_new_deadline(self, callback: Callable[[], None]) -> None:
         """Call `callback` whenever a request with a deadline is created (wakes the scheduler)."""
         self._on_new_deadline = callback
@@ -97,6 +127,9 @@ class Gateway:
     # -- background work -------------------------------------------------------------------
 
     def _spawn(self, coro: Coroutine[Any, Any, None], *, name: str) -> None:
+        if not self._accepting:
+            coro.close()
+            return
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
@@ -108,18 +141,32 @@ class Gateway:
                       extra={"task": task.get_name()})
 
     async def drain(self) -> None:
-        """Wait until no background work is left (shutdown, tests)."""
+        """Wait until no background work is left (tests)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def shutdown(self, *, grace: float) -> None:
+        """Stop taking work, let work in flight finish for up to `grace` seconds, then give
+        up every claim still held so the next process takes those runs over at once."""
+        self._accepting = False
+        if self._tasks:
+            _, late = await asyncio.wait(list(self._tasks), timeout=grace)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.gather(*late, return_exceptions=True)
+        for claim in list(self._held.values()):
+            with contextlib.suppress(Exception):
+                if await self._store.expire_claim(claim):
+                    log.info("gave up a claim at shutdown", extra={"run_id": claim.run_id})
+        self._held.clear()
 
     def _lease_until(self) -> datetime:
         return self._clock.now() + self._lease
 
-    async def _audit(self, run: Run, *, kind: str, actor: str, outcome: str, **kw: Any) -> None:
-        await self._store.append_audit(
-            AuditEntry(at=self._clock.now(), kind=kind, actor=actor, outcome=outcome,
-                       run_id=run.id, graph=run.graph, **kw)
-        )
+    def _entry(self, run: Run, *, kind: str, actor: str, outcome: str, **kw: Any) -> AuditEntry:
+        return AuditEntry(at=self._clock.now(), kind=kind, actor=actor, outcome=outcome,
+                          run_id=run.id, graph=run.graph, **kw)
 
     # -- starting runs ---------------------------------------------------------------------
 
@@ -131,6 +178,8 @@ class Gateway:
         task = task.strip()
         if not task:
             raise InvalidCommandError(f"Tell `{graph}` what to do: `/signoff {graph} <task>`.")
+        if not self._accepting:
+            raise InvalidCommandError("signoff is shutting down; try again in a moment.")
         run = Run(
             id=run_id or self._ids("run"),
             graph=spec.name,
@@ -140,31 +189,280 @@ class Gateway:
             status=RunStatus.RUNNING,
             created_at=self._clock.now(),
         )
-        await self._store.create_run(run, owner=self._owner, lease_until=self._lease_until())
-        await self._audit(run, kind="run_started", actor=requester, outcome="running",
-                          detail=task)
+        claim = await self._store.create_run(run, owner=self._owner,
+                                             lease_until=self._lease_until())
+        await self._store.append_audit(self._entry(run, kind="run_started", actor=requester,
+                                                   outcome="running", detail=task))
         log.info("run started", extra={"run_id": run.id, "graph": run.graph, "user": requester})
-        self._spawn(self._execute(run, dict(spec.make_input(task, requester))),
-                    name=f"execute {run.id}")
+        self._spawn(self._resume_run(run.id, claim=claim), name=f"execute {run.id}")
         return run
 
-    async def _execute(self, run: Run, graph_input: dict[str, Any]) -> None:
-        """Run the thread (we hold the claim) until it pauses or ends, then report."""
-        try:
-            await self._threads.start(run, graph_input)
-        except Exception as exc:  # a graph node raised: this run fails, others go on
-            await self._fail(run, exc)
-            return
-        await self._after_step(run)
+    # -- driving a run ---------------------------------------------------------------------
 
-    async def _fail(self, run: Run, exc: BaseException) -> None:
-        log.exception("run failed", exc_info=exc, extra={"run_id": run.id, "graph": run.graph})
+    async def _resume_run(self, run_id: str, *, claim: Claim | None = None) -> None:
+        """Drive the run if nobody holds it (or with the claim given); then again while
+        decisions wait for it.
+
+        A decision that lands while another worker holds the run is left to that holder,
+        which looks for decided pauses right after it lets go.
+        """
+        while self._accepting:
+            if claim is None:
+                claim = await self._store.claim_run(run_id, owner=self._owner,
+                                                    now=self._clock.now(),
+                                                    lease_until=self._lease_until())
+            if claim is None:
+                return
+            await self._hold_and_drive(claim)
+            claim = None
+            if not await self._ready(run_id):
+                return
+
+    async def _hold_and_drive(self, claim: Claim) -> None:
+        self._held[claim.run_id] = claim
+        try:
+            async with Holder(store=self._store, claim=claim, clock=self._clock,
+                              lease=self._lease) as holder:
+                await self._drive(holder)
+        finally:
+            if self._held.get(claim.run_id) == claim:
+                del self._held[claim.run_id]
+
+    async def _drive(self, holder: Holder) -> None:
+        run = await self._store.get_run(holder.claim.run_id)
+        if run is None:
+            return
+        try:
+            while True:
+                holder.check()
+                await self._step(holder, run)
+        except _Stop:
+            return
+        except LostClaimError:
+            log.warning("stopped work on a run whose claim was lost: nothing more is "
+                        "resumed or posted by this worker", extra={"run_id": run.id})
+        except Exception as exc:  # a node, a payload, the database, Slack: fail visibly
+            await self._fail(holder, run, exc)
+
+    async def _step(self, holder: Holder, run: Run) -> None:
+        """Look at the thread and the store, and do the one thing they call for."""
+        state = await self._threads.state(run)
+        requests = await self._store.requests_for_run(run.id)
+        checkpoint = checkpoint_of(state)
+        if checkpoint is None:
+            # Never ran (or died before its first checkpoint): start it from its input.
+            spec = self._threads.spec(run)
+            await self._threads.start(run, dict(spec.make_input(run.task, run.requester)))
+            return
+        queued = [r for r in requests if r.resume_state is ResumeState.QUEUED]
+        if state.next and not state.interrupts:
+            patched = [r for r in queued if r.kind == "static"
+                       and self._is_patch(run, state, r)]
+            if patched:
+                # Decision written, thread not run on yet (a crash came in between).
+                if patched[0].applied_checkpoint != checkpoint:
+                    await self._store.mark_applied(holder.claim, [patched[0].id],
+                                                   checkpoint_id=checkpoint)
+                holder.check()
+                await self._threads.run_on(run)
+                return
+        if not state.next:
+            await self._finish(holder, run, state, queued)
+        here = [r for r in requests if self._at_pause(r, state, checkpoint)]
+        if not state.interrupts and not set(state.next) & self._threads.breakpoints(run):
+            # Stopped mid-way (its worker died inside a step): continue from the checkpoint.
+            await self._threads.run_on(run)
+            return
+        settled = await self._settle(holder, [r for r in queued if r not in here], run)
+        if not here:
+            await self._ask(holder, run, state, settled)
+        if any(r.status is RequestStatus.PENDING for r in here):
+            await self._end(holder, run, StepEnd(status=RunStatus.PAUSED, done=settled))
+            raise _Stop
+        decided = [r for r in here if r.resume_state is ResumeState.QUEUED]
+        if not decided:
+            log.error("a pause has no open or decided request; leaving it paused",
+                      extra={"run_id": run.id, "checkpoint": checkpoint})
+            await self._end(holder, run, StepEnd(status=RunStatus.PAUSED, done=settled))
+            raise _Stop
+        await self._apply(holder, run, decided, settled)
+
+    def _is_patch(self, run: Run, state: StateSnapshot, request: ApprovalRequest) -> bool:
+        """Whether the thread's checkpoint is the one this request's decision wrote."""
+        checkpoint = checkpoint_of(state)
+        if request.applied_checkpoint is not None:
+            return request.applied_checkpoint == checkpoint
+        # Killed between update_state and recording it: the checkpoint says so itself.
+        source = (state.metadata or {}).get("source")
+        written = state.values.get(self._threads.spec(run).feedback_key)
+        return (source == "update" and parent_of(state) == request.checkpoint_id
+                and isinstance(written, dict) and written.get("request_id") == request.id)
+
+    @staticmethod
+    def _at_pause(request: ApprovalRequest, state: StateSnapshot, checkpoint: str) -> bool:
+        if request.interrupt_id is not None:
+            return any(i.id == request.interrupt_id for i in state.interrupts)
+        return not state.interrupts and request.checkpoint_id == checkpoint
+
+    async def _settle(self, holder: Holder, queued: Sequence[ApprovalRequest],
+                      run: Run) -> list[tuple[str, AuditEntry]]:
+        """Decided requests whose pause is gone: consumed by a resume, or refused as stale.
+
+        What this worker resumed itself it knows; anything else (a resume by a worker that
+        died before its closing writes) is looked up in the thread's history.
+        """
+        done = []
+        for request in queued:
+            if request.id in holder.applied:
+                consumed = True
+            elif request.interrupt_id is not None:
+                consumed = await self._threads.seen_interrupt(run, request.interrupt_id)
+            else:
+                consumed = request.applied_checkpoint is not None
+            if consumed:
+                entry = self._entry(run, kind="resume", actor=SYSTEM_ACTOR,
+                                    outcome=request.status.value, node=request.node,
+                                    request_id=request.id)
+            else:
+                log.warning("resume refused: thread is no longer paused at the request",
+                            extra={"run_id": run.id, "request_id": request.id})
+                entry = self._entry(run, kind="resume_refused", actor=SYSTEM_ACTOR,
+                                    outcome="stale", node=request.node, request_id=request.id,
+                                    detail="thread moved on")
+            done.append((request.id, entry))
+        return done
+
+    async def _apply(self, holder: Holder, run: Run, group: list[ApprovalRequest],
+                     settled: list[tuple[str, AuditEntry]]) -> None:
+        """Hand the decisions of the current pause to the thread and run it on."""
+        first = group[0]
+        if first.kind == "static":
+            checkpoint = await self._threads.patch(run, feedback(first))
+            await self._store.mark_applied(holder.claim, [first.id], checkpoint_id=checkpoint)
+            holder.check()
+            await self._threads.run_on(run)
+            return
+        by_interrupt: dict[str, list[ApprovalRequest]] = {}
+        for request in group:
+            by_interrupt.setdefault(str(request.interrupt_id), []).append(request)
+        try:
+            answers = {iid: resume_value(reqs[0].kind, reqs)
+                       for iid, reqs in by_interrupt.items()}
+        except NoSafeDefault:
+            await self._stop_undecidable(holder, run, group, settled)
+        holder.check()
+        await self._threads.resume(run, answers)
+        holder.applied.update(r.id for r in group)
+
+    async def _ask(self, holder: Holder, run: Run, state: StateSnapshot,
+                   settled: list[tuple[str, AuditEntry]]) -> None:
+        """A pause with no requests yet: make them (one transaction), then post them."""
+        nodes = {i.id: t.name for t in state.tasks for i in t.interrupts}
+        items = self._threads.items(run, state)
+        checkpoint = str(checkpoint_of(state))
+        previous = await self._store.requests_for_run(run.id)
+        now = self._clock.now()
+        built = [self._request(run, item, checkpoint=checkpoint,
+                               node=nodes.get(item.interrupt_id or "", state.next[0]),
+                               now=now, previous=previous) for item in items]
+        unknown = sorted({r.approvers_role for r in built} - set(self._policy.roles))
+        if unknown:
+            # Nobody could ever approve it: say so now rather than let it time out.
+            raise UnknownRoleError(unknown)
+        new = [(r, self._entry(run, kind="request", actor=SYSTEM_ACTOR, outcome="pending",
+                               node=r.node, request_id=r.id,
+                               detail=f"{r.tier}: {r.action.title}")) for r in built]
+        automatic = [r for r in built if not self._policy.tier(r.tier).pauses]
+        if automatic:
+            # The policy lets this tier through: record the requests, decide them on the
+            # record, and go on holding the run.
+            await self._end(holder, run, StepEnd(status=RunStatus.RUNNING, done=settled,
+                                                 new=new, release=False))
+            now = self._clock.now()
+            await self._store.decide_many([Decision(
+                request_id=r.id, outcome=Outcome.APPROVED, actor=SYSTEM_ACTOR, at=now,
+                comment=f"tier {r.tier} needs no approval",
+                audit=self._entry(run, kind="decision", actor=SYSTEM_ACTOR,
+                                  outcome="approved", node=r.node, request_id=r.id,
+                                  detail=f"tier {r.tier} needs no approval"))
+                for r in automatic])
+            return
+        # Hold the run until its requests are posted, so a quick click's resume cannot report
+        # the result before the run's Slack thread exists; it finds the run held and leaves
+        # the resume to us (we look for decisions right after letting go). A crash here
+        # leaves the requests on record: the sweep posts them and a new holder lets go.
+        pending = await self._end(holder, run, StepEnd(status=RunStatus.RUNNING, done=settled,
+                                                       new=new, release=False))
+        log.info("run paused for approval", extra={
+            "run_id": run.id, "requests": [r.id for r in pending], "kind": items[0].kind})
+        self._on_new_deadline()
+        for request in pending:
+            holder.check()
+            await self.post(request)
+        await self._end(holder, run, StepEnd(status=RunStatus.PAUSED))
+        raise _Stop
+
+    def _request(self, run: Run, item: ReviewItem, *, checkpoint: str, node: str,
+                 now: datetime, previous: Sequence[ApprovalRequest]) -> ApprovalRequest:
+        request = build_request(run=run, item=item, checkpoint_id=checkpoint, node=node,
+                                policy=self._policy, now=now, new_id=self._ids,
+                                previous=previous)
+        # Bound to what the thread shows: a click is refused if the thread's action changed.
+        return replace(request, action_hash=item_digest(item))
+
+    async def _finish(self, holder: Holder, run: Run, state: StateSnapshot,
+                      queued: Sequence[ApprovalRequest]) -> None:
+        result = result_of(state.values)
+        settled = await self._settle(holder, queued, run)
+        await self._end(holder, run, StepEnd(
+            status=RunStatus.FINISHED, done=settled, result=result,
+            audit=[self._entry(run, kind="run_finished", actor=SYSTEM_ACTOR,
+                               outcome="finished", detail=result)]))
+        log.info("run finished", extra={"run_id": run.id, "graph": run.graph})
+        await self._say(run, messages.run_finished(run_id=run.id, result=result))
+        raise _Stop
+
+    async def _end(self, holder: Holder, run: Run, end: StepEnd) -> list[ApprovalRequest]:
+        holder.check()
+        return await self._store.end_step(holder.claim, end)
+
+    async def _fail(self, holder: Holder, run: Run, exc: BaseException) -> None:
+        ref = uuid.uuid4().hex[:8]
+        log.error("run failed", exc_info=exc,
+                  extra={"run_id": run.id, "graph": run.graph, "ref": ref})
         error = f"{type(exc).__name__}: {exc}"
-        await self._store.release_run(run.id, owner=self._owner, status=RunStatus.FAILED,
-                                      error=error)
-        await self._audit(run, kind="run_failed", actor=SYSTEM_ACTOR, outcome="failed",
-                          detail=error)
-        await self._say(run, f":x: Run `{run.id}` failed: {error}")
+        reason = str(exc) if isinstance(exc, UnknownRoleError) else "a step raised an error"
+        try:
+            requests = await self._store.requests_for_run(run.id)
+            queued = [r for r in requests if r.resume_state is ResumeState.QUEUED]
+            done = [(r.id, self._entry(run, kind="resume_refused", actor=SYSTEM_ACTOR,
+                                       outcome="failed", node=r.node, request_id=r.id,
+                                       detail=reason)) for r in queued]
+            await self._end(holder, run, StepEnd(
+                status=RunStatus.FAILED, done=done, error=error,
+                audit=[self._entry(run, kind="run_failed", actor=SYSTEM_ACTOR,
+                                   outcome="failed", detail=f"{reason} (ref {ref}): {error}")]))
+        except LostClaimError:
+            log.warning("run failed after its claim was lost; not reporting it",
+                        extra={"run_id": run.id, "ref": ref})
+            return
+        await self._say(run, messages.run_failed(run_id=run.id, reason=reason, ref=ref))
+
+    async def _stop_undecidable(self, holder: Holder, run: Run, group: list[ApprovalRequest],
+                                settled: list[tuple[str, AuditEntry]]) -> None:
+        """A timeout on a step that offers no way to decline: stop the run, resume nothing."""
+        text = messages.no_safe_default()
+        done = settled + [(r.id, self._entry(run, kind="resume_refused", actor=SYSTEM_ACTOR,
+                                             outcome="cancelled", node=r.node,
+                                             request_id=r.id, detail=text)) for r in group]
+        await self._end(holder, run, StepEnd(
+            status=RunStatus.CANCELLED, done=done, result=text,
+            audit=[self._entry(run, kind="run_stopped", actor=SYSTEM_ACTOR,
+                               outcome="cancelled", detail=text)]))
+        await self._say(run, messages.run_stopped(run_id=run.id, text=text))
+        raise _Stop
+
+    # -- Slack -----------------------------------------------------------------------------
 
     async def _say(self, run: Run, text: str) -> None:
         current = await self._store.get_run(run.id) or run
@@ -176,86 +474,39 @@ class Gateway:
         if current.thread_ts is None and ts is not None:
             await self._store.set_run_thread(run.id, channel=current.channel, thread_ts=ts)
 
-    async def _after_step(self, run: Run) -> None:
-        state = await self._threads.state(run)
-        if not state.next:
-            result = result_of(state.values)
-            await self._store.release_run(run.id, owner=self._owner, status=RunStatus.FINISHED,
-                                          result=result)
-            await self._audit(run, kind="run_finished", actor=SYSTEM_ACTOR, outcome="finished",
-                              detail=result)
-            log.info("run finished", extra={"run_id": run.id, "graph": run.graph})
-            await self._say(run, f":white_check_mark: Run `{run.id}` finished: {result}")
-            return
-        await self._pause(run, state)
-
-    async def _pause(self, run: Run, state: StateSnapshot) -> None:
-        """Make one request per review item, then post them (the run is ours until then)."""
-        nodes = {i.id: t.name for t in state.tasks for i in t.interrupts}
-        items = review_items(state.values, node=state.next[0], interrupts=state.interrupts,
-                             default_risk=self._threads.spec(run).risk)
-        checkpoint_id = str(state.config["configurable"]["checkpoint_id"])
-        previous = await self._store.requests_for_run(run.id)
+    async def post(self, request: ApprovalRequest) -> bool:
+        """Post a pending request's message once (a posting lease guards against doubles);
+        a failure is retried from the outbox, and the requester hears of the first one."""
         now = self._clock.now()
-        built = [build_request(run=run, item=item, checkpoint_id=checkpoint_id,
-                               node=nodes.get(item.interrupt_id or "", state.next[0]),
-                               policy=self._policy, now=now, new_id=self._ids,
-                               previous=previous) for item in items]
-        unknown = sorted({r.approvers_role for r in built} - set(self._policy.roles))
-        if unknown:
-            # Nobody could ever approve it: say so now rather than let it time out.
-            await self._fail(run, UnknownRoleError(unknown))
-            return
-        requests = []
-        for request in built:
-            node = request.node
-            await self._store.create_request(
-                request,
-                audit=AuditEntry(at=now, kind="request", actor=SYSTEM_ACTOR, outcome="pending",
-                                 run_id=run.id, graph=run.graph, node=node,
-                                 request_id=request.id,
-                                 detail=f"{request.tier}: {request.action.title}"),
-            )
-            requests.append(request)
-        for request in requests:
-            tier = self._policy.tier(request.tier)
-            if not tier.pauses:
-                # The policy lets this tier through: decide at once, on the record.
-                await self.decisions.apply(request.id, outcome=Outcome.APPROVED,
-                                           actor=SYSTEM_ACTOR, as_vote=False,
-                                           comment=f"tier {tier.name} needs no approval")
-                continue
-            await self._post(run, request,
-                             mention=self._mention(request.approvers_role) if tier.confirm
-                             else None)
-        # Let go only once the requests are posted, so a quick click's resume cannot report
-        # the result before the run's Slack thread exists; it finds the run held and leaves
-        # the resume to us, which is why we look for decisions right after letting go.
-        await self._store.release_run(run.id, owner=self._owner, status=RunStatus.PAUSED)
-        log.info("run paused for approval", extra={
-            "run_id": run.id, "requests": [r.id for r in requests], "kind": items[0].kind})
-        self._on_new_deadline()
-        if await self._ready(run.id):
-            self._spawn(self._resume_run(run.id), name=f"resume {run.id}")
-
-    async def _post(self, run: Run, request: ApprovalRequest, *, mention: str | None) -> None:
-        current = await self._store.get_run(run.id) or run
+        if not await self._store.claim_post(request.id, now=now, until=now + self._lease):
+            return False
+        run = await self._store.get_run(request.run_id)
+        if run is None:
+            return False
+        tier = self._policy.tier(request.tier)
         try:
-            channel, ts = await self._notifier.post_request(run=current, request=request,
-                                                            mention=mention)
+            channel, ts = await self._notifier.post_request(
+                run=run, request=request,
+                mention=self._mention(request.approvers_role) if tier.confirm else None)
         except Exception:
-            # Fail closed: the request stays pending and times out if nobody can see it.
-            log.exception("could not post the approval request",
-                          extra={"run_id": run.id, "request_id": request.id})
-            return
+            attempts = await self._store.post_failed(
+                request.id, retry_at=self._clock.now() + min(self._lease, timedelta(seconds=15)))
+            log.exception("could not post the approval request; will retry",
+                          extra={"run_id": run.id, "request_id": request.id,
+                                 "attempts": attempts})
+            if attempts == 1:
+                with contextlib.suppress(Exception):
+                    await self._notifier.tell_user(
+                        user=run.requester, text=messages.request_not_posted(run_id=run.id))
+            return False
         await self._store.set_request_message(request.id, channel=channel, ts=ts)
-        if current.thread_ts is None:
-            await self._store.set_run_thread(run.id, channel=channel, thread_ts=ts)
         # A click (a vote, a decision) or a timeout may have landed before we knew where the
         # message was, and found nothing to redraw: redraw it now.
         after = await self._store.get_request(request.id)
         if after is not None and (after.status is not RequestStatus.PENDING or after.votes):
+            current = await self._store.get_run(run.id) or run
             await self.decisions.redraw(current, after)
+        return True
 
     def _mention(self, role: str) -> str | None:
         entries = self._policy.role_members(role)
@@ -279,111 +530,47 @@ class Gateway:
     async def _ready(self, run_id: str) -> list[ApprovalRequest]:
         """The decided requests of the oldest pause whose every request is decided."""
         requests = await self._store.requests_for_run(run_id)
-        waiting = [r for r in requests
-                   if r.resume_state in (ResumeState.QUEUED, ResumeState.PATCHED)]
+        waiting = [r for r in requests if r.resume_state is ResumeState.QUEUED]
         if not waiting:
             return []
         pause = waiting[0].checkpoint_id
         siblings = [r for r in requests if r.checkpoint_id == pause]
         if any(r.status is RequestStatus.PENDING for r in siblings):
             return []
-        return [r for r in siblings if r.resume_state in (ResumeState.QUEUED,
-                                                          ResumeState.PATCHED)]
+        return [r for r in siblings if r.resume_state is ResumeState.QUEUED]
 
-    async def _resume_run(self, run_id: str) -> None:
-        """Resume the run once every request of its pause is decided, holding its claim.
-
-        The claim (in the database) makes this safe against double clicks, a click racing a
-        timeout, and other replicas: only the holder resumes, and it looks again for
-        decisions that landed while it held the run before letting go.
-        """
-        while True:
-            if not await self._store.claim_run(run_id, owner=self._owner,
-                                               now=self._clock.now(),
-                                               lease_until=self._lease_until()):
-                return  # held elsewhere: the holder re-checks before it lets go
-            group = await self._ready(run_id)
-            if group:
-                break
-            await self._store.release_run(run_id, owner=self._owner, status=RunStatus.PAUSED)
-            if not await self._ready(run_id):
-                return
-        run = await self._store.get_run(run_id)
-        assert run is not None
-        try:
-            if not await self._continue(run, group):
-                return
-        except Exception as exc:
-            for request in group:
-                await self._store.set_resume_state(request.id, ResumeState.DONE)
-            await self._fail(run, exc)
-            return
-        for request in group:
-            await self._store.set_resume_state(request.id, ResumeState.DONE)
-            await self._audit(run, kind="resume", actor=SYSTEM_ACTOR,
-                              outcome=request.status.value, node=request.node,
-                              request_id=request.id)
-        log.info("run resumed", extra={"run_id": run.id, "requests": [r.id for r in group]})
-        await self._after_step(run)
-
-    async def _continue(self, run: Run, group: list[ApprovalRequest]) -> bool:
-        """Hand the decisions to the thread and run it on; False if it could not be."""
-        state = await self._threads.state(run)
-        first = group[0]
-        if first.kind == "static":
-            if first.resume_state is ResumeState.QUEUED:
-                if not still_paused_at(state, first):
-                    await self._refuse_stale_resume(run, group, state)
-                    return False
-                await self._threads.patch(run, feedback(first))
-                await self._store.set_resume_state(first.id, ResumeState.PATCHED)
-            await self._threads.run_on(run)
-            return True
-        if not all(still_paused_at(state, r) for r in group):
-            await self._refuse_stale_resume(run, group, state)
-            return False
-        by_interrupt: dict[str, list[ApprovalRequest]] = {}
-        for request in group:
-            by_interrupt.setdefault(str(request.interrupt_id), []).append(request)
-        try:
-            answers = {iid: resume_value(reqs[0].kind, reqs)
-                       for iid, reqs in by_interrupt.items()}
-        except NoSafeDefault:
-            await self._stop_undecidable(run, group)
-            return False
-        await self._threads.resume(run, answers)
-        return True
-
-    async def _stop_undecidable(self, run: Run, group: list[ApprovalRequest]) -> None:
-        """A timeout on a step that offers no way to decline: stop the run, resume nothing."""
-        for request in group:
-            await self._store.set_resume_state(request.id, ResumeState.DONE)
-        text = messages.no_safe_default()
-        await self._store.release_run(run.id, owner=self._owner, status=RunStatus.CANCELLED,
-                                      result=text)
-        await self._audit(run, kind="run_stopped", actor=SYSTEM_ACTOR, outcome="cancelled",
-                          detail=text)
-        await self._say(run, f":hourglass: Run `{run.id}` stopped: {text}")
-
-    async def _refuse_stale_resume(
-        self, run: Run, group: list[ApprovalRequest], state: StateSnapshot
-    ) -> None:
-        log.warning("resume refused: thread is no longer paused at the request",
-                    extra={"run_id": run.id, "requests": [r.id for r in group]})
-        for request in group:
-            await self._store.set_resume_state(request.id, ResumeState.DONE)
-            await self._audit(run, kind="resume_refused", actor=SYSTEM_ACTOR, outcome="stale",
-                              node=request.node, request_id=request.id,
-                              detail="thread moved on")
-        status = RunStatus.PAUSED if state.next else RunStatus.FINISHED
-        await self._store.release_run(run.id, owner=self._owner, status=status)
-
-    async def resume_outbox(self) -> int:
-        """Resume every run with decided-not-resumed requests (start-up, after a crash)."""
-        runs = {r.run_id for r in await self._store.awaiting_resume()}
+    async def recover(self) -> int:
+        """Pick up every run that needs a worker: decided but not resumed, or held by a
+        worker that died (its lease ran out, or it was a process on this host that is gone);
+        post requests that never reached Slack. Start-up and the periodic sweep call it."""
+        if not self._accepting:
+            return 0
+        for claim in await self._store.held_claims():
+            if is_dead_local_owner(claim.owner, me=self._owner) and \
+                    await self._store.expire_claim(claim):
+                log.info("took over a run from a process that is gone",
+                         extra={"run_id": claim.run_id, "owner": claim.owner})
+        runs = await self._store.takeover_candidates(self._clock.now())
         for run_id in runs:
-            self._spawn(self._resume_run(run_id), name=f"resume {run_id}")
+            if run_id not in self._held:
+                self._spawn(self._resume_run(run_id), name=f"resume {run_id}")
+        for request in await self._store.unposted_requests(self._clock.now()):
+            self._spawn(self._post_quietly(request), name=f"post {request.id}")
         return len(runs)
+
+    async def _post_quietly(self, request: ApprovalRequest) -> None:
+        await self.post(request)
+
+    async def refuse_foreign(self, *, user: str, team: str, request_id: str | None) -> None:
+        """Audit a click, submission or command from outside the workspace (refused)."""
+        request = await self._store.get_request(request_id) if request_id else None
+        await self._store.append_audit(AuditEntry(
+            at=self._clock.now(), kind="refused", actor=user, outcome="other_workspace",
+            run_id=request.run_id if request else "-", graph=request.graph if request else "-",
+            node=request.node if request else None,
+            request_id=request.id if request else None, detail=f"team {team}"))
+        log.warning("refused a request from another workspace",
+                    extra={"user": user, "team": team, "request_id": request_id})
 
     # -- cancelling ------------------------------------------------------------------------
 
@@ -394,15 +581,15 @@ class Gateway:
             raise InvalidCommandError(f"There is no run `{run_id}`.")
         if run.requester != user:
             raise InvalidCommandError(f"Only <@{run.requester}> can cancel run `{run_id}`.")
-        if not await self._store.claim_run(run.id, owner=self._owner, now=self._clock.now(),
-                                           lease_until=self._lease_until()):
+        claim = await self._store.claim_run(run.id, owner=self._owner, now=self._clock.now(),
+                                            lease_until=self._lease_until())
+        if claim is None:
             raise InvalidCommandError(
                 f"Run `{run_id}` is {run.status.value}; only a paused run can be cancelled.")
         for request in await self._store.requests_for_run(run.id):
             await self.decisions.close(run, request, status=RequestStatus.CANCELLED, actor=user)
-        await self._store.release_run(run.id, owner=self._owner, status=RunStatus.CANCELLED,
-                                      result=f"cancelled by {user}")
-        await self._say(run, f":no_entry_sign: Run `{run.id}` was cancelled by <@{user}>.")
+        if not await self._store.release_run(claim, status=RunStatus.CANCELLED,
+                                             result=f"cancelled by {user}"):
+            raise InvalidCommandError(f"Run `{run_id}` was taken over meanwhile; try again.")
+        await self._say(run, messages.run_cancelled(run_id=run.id, user=user))
         return f"Cancelled run `{run.id}`."
-
-

@@ -55,8 +55,8 @@ def _short(value: Any) -> str:
 def _tool_action(name: str, args: Mapping[str, Any], description: str,
                  risk: str) -> ActionSpec:
     return ActionSpec(
-        title=f"Run tool `{name}`",
-        summary=description or f"The agent wants to call `{name}`.",
+        title=f"Run tool {name}",
+        summary=description or f"The agent wants to call {name}.",
         risk=risk,
         details={str(k): _short(v) for k, v in list(args.items())[:9]},
         reversible=False,
@@ -188,7 +188,7 @@ def review_items(
                                               ("ignore", "allow_ignore")) if config.get(key)]
                 action = _tool_action(name, args, str(entry.get("description") or ""),
                                       default_risk)
-                action = ActionSpec.from_json({**action.to_json(), "title": f"`{name}`"})
+                action = ActionSpec.from_json({**action.to_json(), "title": name})
                 items.append(ReviewItem("inbox", action, interrupt_id=iid, item=i,
                                         options={"decisions": decisions, "tool": name,
                                                  "args": args}))
@@ -202,11 +202,11 @@ def review_items(
 
 def _describe_value(value: Any, *, node: str, default_risk: str) -> ActionSpec:
     if isinstance(value, str):
-        return ActionSpec(title=f"Approve `{node}`", summary=value, risk=default_risk)
+        return ActionSpec(title=f"Approve {node}", summary=value, risk=default_risk)
     if isinstance(value, Mapping):
         # Only the documented keys are read, and bot/pauses.py obeys them within the policy.
-        return action_from_payload(value, title=f"Approve `{node}`", risk=default_risk)
-    return ActionSpec(title=f"Approve `{node}`", summary=_short(value), risk=default_risk)
+        return action_from_payload(value, title=f"Approve {node}", risk=default_risk)
+    return ActionSpec(title=f"Approve {node}", summary=_short(value), risk=default_risk)
 
 
 def feedback(request: ApprovalRequest) -> dict[str, Any]:

@@ -88,9 +88,8 @@ class ResumeState(StrEnum):
     """How far the resume after a decision got (the outbox)."""
 
     NONE = "none"  # still pending, or not to be resumed
-    QUEUED = "queued"  # decided and committed, thread not yet patched
-    PATCHED = "patched"  # feedback written into the checkpoint, run not yet finished
-    DONE = "done"
+    QUEUED = "queued"  # decided and committed; the thread has not consumed it yet
+    DONE = "done"  # the thread consumed it (or it was refused as stale)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,11 +214,20 @@ class ApprovalRequest:
     item: int = 0
     options: dict[str, Any] = field(default_factory=dict)  # decisions, tool, args, schema
     edited_args: dict[str, Any] | None = None
+    # The checkpoint this request's decision was written into (static pauses), once it was.
+    applied_checkpoint: str | None = None
 
     @property
     def decisions(self) -> tuple[str, ...]:
-        """The decisions a reviewer may make: approve, reject, changes, edit, respond, ignore."""
-        return tuple(self.options.get("decisions", ("approve", "reject", "changes")))
+        """The decisions a reviewer may make: approve, reject, changes, edit, respond, ignore.
+
+        Edit is never offered where several approvals are needed: one person's edit would
+        otherwise decide alone what the others never saw.
+        """
+        offered = tuple(self.options.get("decisions", ("approve", "reject", "changes")))
+        if self.approvals_required > 1:
+            offered = tuple(d for d in offered if d != "edit")
+        return offered
 
     @property
     def timeout(self) -> timedelta:

@@ -63,8 +63,10 @@ def _approvers(asked: str | None, *, tier: Tier, policy: Policy, ignored: list[s
     if asked is None or asked == tier.approvers:
         return tier.approvers
     if asked not in policy.roles:
-        why = "the policy defines no such role"
-    elif not policy.narrower_role(asked, than=tier.approvers):
+        # The graph wants people the policy cannot name: neither widen it to the tier's
+        # role nor guess. The gateway fails the run, saying which role to define.
+        return asked
+    if not policy.narrower_role(asked, than=tier.approvers):
         why = f"its members are not all in the tier's role {tier.approvers!r}"
     elif not policy.can_give(asked, max(tier.approvals, 1)):
         why = f"too few members for {tier.approvals} approvals"

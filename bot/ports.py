@@ -30,6 +30,10 @@ class Notifier(Protocol):
         """Say something only `user` sees."""
         ...
 
+    async def tell_user(self, *, user: str, text: str) -> None:
+        """Send `user` a direct message from the bot."""
+        ...
+
 
 class Directory(Protocol):
     """Resolves a role's entries (user IDs, user-group IDs, "*") to people."""

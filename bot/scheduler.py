@@ -22,8 +22,9 @@ class DeadlineScheduler:
     deadline is read from the store, so deadlines that passed while the bot was down fire at
     once. Of two replicas firing the same deadline, the store's compare-and-set lets one win.
 
-    Every `sweep_every` it also retries the outbox: a run whose holder died mid-resume is
-    taken over once its claim's lease has run out.
+    Every `sweep_every` (a third of the claim lease unless given) it also sweeps for work
+    nobody holds (`Gateway.recover`): a run whose holder died is taken over once its lease
+    has run out, and requests that never reached Slack are posted again.
     """
 
     def __init__(
@@ -32,13 +33,13 @@ class DeadlineScheduler:
         gateway: Gateway,
         clock: Clock,
         max_sleep: float = 30.0,
-        sweep_every: timedelta = timedelta(minutes=1),
+        sweep_every: timedelta | None = None,
     ) -> None:
         self._gateway = gateway
         self._clock = clock
         self._max_sleep = max_sleep
-        self._sweep_every = sweep_every
-        self._next_sweep = clock.now() + sweep_every
+        self._sweep_every = sweep_every or gateway.lease / 3
+        self._next_sweep = clock.now() + self._sweep_every
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         gateway.on_new_deadline(self.wake)
@@ -51,7 +52,7 @@ class DeadlineScheduler:
         """Fire every deadline that is due; returns how many requests timed out."""
         if self._clock.now() >= self._next_sweep:
             self._next_sweep = self._clock.now() + self._sweep_every
-            await self._gateway.resume_outbox()
+            await self._gateway.recover()
         fired = 0
         seen: set[str] = set()
         while True:
@@ -68,12 +69,14 @@ class DeadlineScheduler:
 
     async def _seconds_to_next(self) -> float:
         deadline = await self._gateway.store.next_deadline()
+        now = self._clock.now()
+        cap = min(self._max_sleep, max((self._next_sweep - now).total_seconds(), 0.0))
         if deadline is None:
-            return self._max_sleep
-        return min(max((deadline - self._clock.now()).total_seconds(), 0.0), self._max_sleep)
+            return cap
+        return min(max((deadline - now).total_seconds(), 0.0), cap)
 
     async def _loop(self) -> None:
-        await self._gateway.resume_outbox()
+        await self._gateway.recover()
         while True:
             # Cleared before looking, so a wake() during the look is not lost.
             self._wake.clear()

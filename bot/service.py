@@ -6,10 +6,12 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import aiohttp
 import aiosqlite
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clock import Clock, SystemClock
@@ -24,7 +26,14 @@ from bot.store import ApprovalStore, open_store
 from graphs.loader import GraphLoadError, parse_graphs
 from graphs.registry import GraphRegistry, default_registry
 
-__all__ = ["Deps", "Service", "load_policy_for", "open_service", "registry_for"]
+__all__ = [
+    "Deps",
+    "Service",
+    "StartupError",
+    "load_policy_for",
+    "open_service",
+    "registry_for",
+]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +80,35 @@ def registry_for(settings: Settings) -> GraphRegistry:
     return registry
 
 
+class StartupError(RuntimeError):
+    """Slack answered in a way that makes serving pointless; the message names the setting."""
+
+
+async def _check_slack(*, client: AsyncWebClient, directory: SlackDirectory,
+                       settings: Settings) -> None:
+    """Learn our workspace (auth.test) and make sure the bot can post to SIGNOFF_CHANNEL."""
+    try:
+        team = await directory.workspace_team()
+    except SlackApiError as exc:
+        raise StartupError(f"SLACK_BOT_TOKEN: Slack refused it ({exc.response.get('error')})"
+                           ) from None
+    log.info("workspace learned", extra={"team": team})
+    channel = settings.signoff_channel
+    if channel is None:
+        return
+    try:
+        info = await client.conversations_info(channel=channel)
+    except SlackApiError as exc:
+        raise StartupError(f"SIGNOFF_CHANNEL: the bot cannot see channel {channel} "
+                           f"({exc.response.get('error')})") from None
+    found = info.get("channel") or {}
+    if found.get("is_archived"):
+        raise StartupError(f"SIGNOFF_CHANNEL: channel {channel} is archived")
+    if found.get("is_member") is False and not found.get("is_im"):
+        raise StartupError(f"SIGNOFF_CHANNEL: the bot is not in channel {channel}; "
+                           f"invite it with /invite")
+
+
 @asynccontextmanager
 async def open_service(settings: Settings, deps: Deps | None = None) -> AsyncIterator[Service]:
     """Open the database, the checkpointer and the Slack client; start the deadlines."""
@@ -85,14 +123,17 @@ async def open_service(settings: Settings, deps: Deps | None = None) -> AsyncIte
         checkpointer = AsyncSqliteSaver(conn)
         await checkpointer.setup()
         client = make_web_client(token=token, base_url=settings.slack_api_url, session=session)
+        directory = SlackDirectory(client=client, clock=deps.clock)
+        await _check_slack(client=client, directory=directory, settings=settings)
         gateway = Gateway(
             store=store,
             checkpointer=checkpointer,
             registry=registry,
             policy=policy,
             notifier=SlackNotifier(client=client, policy=policy),
-            directory=SlackDirectory(client=client, clock=deps.clock),
+            directory=directory,
             clock=deps.clock,
+            lease=timedelta(seconds=settings.signoff_lease),
         )
         scheduler = DeadlineScheduler(gateway=gateway, clock=deps.clock,
                                       max_sleep=deps.scheduler_max_sleep)
@@ -105,7 +146,7 @@ async def open_service(settings: Settings, deps: Deps | None = None) -> AsyncIte
                           client=client, gateway=gateway, scheduler=scheduler, policy=policy)
         finally:
             await scheduler.stop()
-            await gateway.drain()
+            await gateway.shutdown(grace=settings.signoff_shutdown_grace)
     finally:
         await session.close()
         await conn.close()

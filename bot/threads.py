@@ -8,10 +8,18 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import StateGraph
 from langgraph.types import Command, StateSnapshot
 
+from bot.interrupts import ReviewItem, review_items
 from bot.models import ApprovalRequest, Run
 from graphs.registry import GraphRegistry, GraphSpec
 
-__all__ = ["GraphThreads", "result_of", "still_paused_at"]
+__all__ = [
+    "GraphThreads",
+    "checkpoint_of",
+    "item_digest",
+    "parent_of",
+    "result_of",
+    "still_paused_at",
+]
 
 
 class GraphThreads:
@@ -51,10 +59,33 @@ class GraphThreads:
         """Run a new thread until it pauses or ends."""
         await self.graph(self.spec(run)).ainvoke(graph_input, self._config(run))
 
-    async def patch(self, run: Run, feedback: dict[str, Any]) -> None:
-        """Write a decision into a statically paused thread (the seed's `update_state`)."""
+    async def patch(self, run: Run, feedback: dict[str, Any]) -> str:
+        """Write a decision into a statically paused thread (the seed's `update_state`);
+        returns the id of the checkpoint it wrote."""
         spec = self.spec(run)
-        await self.graph(spec).aupdate_state(self._config(run), {spec.feedback_key: feedback})
+        config = await self.graph(spec).aupdate_state(self._config(run),
+                                                      {spec.feedback_key: feedback})
+        return str(config["configurable"]["checkpoint_id"])
+
+    def items(self, run: Run, state: StateSnapshot) -> list[ReviewItem]:
+        """The review items of a paused thread, as the reviewer is shown them."""
+        return review_items(state.values, node=state.next[0] if state.next else "",
+                            interrupts=state.interrupts, default_risk=self.spec(run).risk)
+
+    def breakpoints(self, run: Run) -> frozenset[str]:
+        """The nodes a thread of this run's graph pauses before (static breakpoints)."""
+        compiled = self.graph(self.spec(run))
+        nodes = getattr(compiled, "interrupt_before_nodes", ()) or ()
+        if nodes == "*":
+            return frozenset(compiled.nodes)
+        return frozenset(nodes)
+
+    async def seen_interrupt(self, run: Run, interrupt_id: str, *, depth: int = 200) -> bool:
+        """Whether `interrupt_id` was ever pending in the thread's recent history."""
+        graph = self.graph(self.spec(run))
+        # Collect first: a saver holds its lock while it yields (LANGGRAPH.md).
+        history = [s async for s in graph.aget_state_history(self._config(run), limit=depth)]
+        return any(i.id == interrupt_id for s in history for i in s.interrupts)
 
     async def run_on(self, run: Run) -> None:
         """Continue a patched thread (`invoke(None)` on the same thread id)."""
@@ -63,6 +94,24 @@ class GraphThreads:
     async def resume(self, run: Run, answers: dict[str, Any]) -> None:
         """Answer dynamic interrupts by id (a resume map: stale ids are never mistaken)."""
         await self.graph(self.spec(run)).ainvoke(Command(resume=answers), self._config(run))
+
+
+def item_digest(item: ReviewItem) -> str:
+    """The hash a request keeps of what its reviewer was shown."""
+    return item.action.digest()
+
+
+def checkpoint_of(state: StateSnapshot) -> str | None:
+    """The id of the checkpoint a snapshot shows; None for a thread that never ran."""
+    value = state.config.get("configurable", {}).get("checkpoint_id")
+    return None if value is None else str(value)
+
+
+def parent_of(state: StateSnapshot) -> str | None:
+    """The id of the checkpoint before it."""
+    parent = state.parent_config or {}
+    value = parent.get("configurable", {}).get("checkpoint_id")
+    return None if value is None else str(value)
 
 
 def still_paused_at(state: StateSnapshot, request: ApprovalRequest) -> bool:

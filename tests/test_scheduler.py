@@ -43,7 +43,9 @@ class FakeGateway:
     def on_new_deadline(self, callback: Callable[[], None]) -> None:
         self.new_deadline = callback
 
-    async def resume_outbox(self) -> int:
+    lease = timedelta(seconds=30)
+
+    async def recover(self) -> int:
         self.outbox_resumed += 1
         return 0
 
@@ -227,10 +229,10 @@ async def test_scheduler_listens_for_new_deadlines(
 async def test_outbox_is_retried_every_sweep(
     scheduler: DeadlineScheduler, gateway: FakeGateway, clock: ManualClock
 ) -> None:
-    """A run whose resume died with its holder is retried a minute later, not only at start."""
+    """Work whose holder died is swept for every third of the lease, not only at start."""
     await scheduler.tick()
     assert gateway.outbox_resumed == 0
-    clock.advance(timedelta(seconds=59))
+    clock.advance(timedelta(seconds=9))
     await scheduler.tick()
     assert gateway.outbox_resumed == 0
     clock.advance(timedelta(seconds=1))

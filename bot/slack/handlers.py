@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from typing import Any
+import uuid
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
@@ -28,12 +31,28 @@ from bot.blocks import (
     edit_modal,
     text_modal,
 )
-from bot.gateway import Gateway, InvalidCommandError, new_id
+from bot.gateway import DecisionReply, Gateway, InvalidCommandError, new_id
 from bot.models import Outcome
+from bot.slack.directory import SlackDirectory
+from bot.slack.guard import workspace_guard
+from bot.text import decode_command_text
 
-__all__ = ["register_handlers"]
+__all__ = ["ACK_BUDGET", "register_handlers"]
 
 log = logging.getLogger(__name__)
+
+# An Approve or Reject is acked only once it is on record (one commit, ~1 ms), so a crash
+# can never lose a click the reviewer saw accepted. Should the recording take longer than
+# this, the ack goes out anyway (Slack's limit is 3 s) and the reviewer hears the outcome.
+ACK_BUDGET = 2.0
+T = TypeVar("T")
+
+
+async def _recorded_then_ack(ack: AsyncAck, work: Awaitable[T], **ack_args: Any) -> T:
+    task = asyncio.ensure_future(work)
+    await asyncio.wait({task}, timeout=ACK_BUDGET)
+    await ack(**ack_args)
+    return await task
 
 _AT_ONCE = {ACTION_APPROVE: Outcome.APPROVED, ACTION_IGNORE: Outcome.IGNORED}
 _MODAL_FOR = {  # button → (outcome checked before opening, modal's callback_id)
@@ -50,17 +69,23 @@ _TEXT_OUTCOME = {
 
 
 def register_handlers(app: AsyncApp, *, gateway: Gateway, approval_channel: str | None) -> None:
-    """Wire the `/signoff` command, the decision buttons and their modals."""
+    """Wire the workspace guard, the `/signoff` command, the decision buttons and their
+    modals, and the error handler."""
+    directory = gateway.directory
 
     async def on_command(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
-        word, _, rest = str(command.get("text", "")).strip().partition(" ")
+        # Slack sends &, < and > as entities: decode once; text is escaped when shown.
+        text = decode_command_text(str(command.get("text", "")))
+        word, _, rest = text.strip().partition(" ")
         user, channel = command["user_id"], command["channel_id"]
         if word in ("", "help"):
             await ack(messages.usage(gateway.registry.describe()))
             return
         if word == "pending":
             await ack()
-            await respond(messages.pending_list(await gateway.store.pending_requests()))
+            await respond(messages.pending_list(
+                await gateway.store.pending_requests(limit=20),
+                total=await gateway.store.count_pending()))
             return
         if word == "cancel":
             await ack()
@@ -87,10 +112,17 @@ def register_handlers(app: AsyncApp, *, gateway: Gateway, approval_channel: str 
             await respond(f"Run `{run_id}` could not be started; nothing was done.")
 
     async def on_button(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
-        await ack()
         action = body["actions"][0]
         action_id, request_id = action["action_id"], str(action.get("value", ""))
         user, channel = body["user"]["id"], body["channel"]["id"]
+        if action_id not in _MODAL_FOR:
+            reply: DecisionReply = await _recorded_then_ack(
+                ack, gateway.decisions.decide(request_id=request_id, user=user,
+                                              outcome=_AT_ONCE[action_id]))
+            if reply.message:
+                await client.chat_postEphemeral(channel=channel, user=user, text=reply.message)
+            return
+        await ack()  # a modal opens first: its trigger_id lasts 3 s
         if action_id in _MODAL_FOR:
             outcome, callback_id = _MODAL_FOR[action_id]
             request, refusal = await gateway.decisions.check(request_id=request_id, user=user,
@@ -102,12 +134,10 @@ def register_handlers(app: AsyncApp, *, gateway: Gateway, approval_channel: str 
                 return
             view = (edit_modal(request, channel=channel) if callback_id == EDIT_VIEW
                     else text_modal(request, channel=channel, callback_id=callback_id))
+            # Bind the modal to the person it opens for: only they may submit it.
+            meta = json.loads(view.get("private_metadata") or "{}")
+            view["private_metadata"] = json.dumps({**meta, "user": user})
             await client.views_open(trigger_id=body["trigger_id"], view=view)
-            return
-        reply = await gateway.decisions.decide(request_id=request_id, user=user,
-                                     outcome=_AT_ONCE[action_id])
-        if reply.message:
-            await client.chat_postEphemeral(channel=channel, user=user, text=reply.message)
 
     async def on_text_submitted(
         ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
@@ -119,11 +149,14 @@ def register_handlers(app: AsyncApp, *, gateway: Gateway, approval_channel: str 
             await ack(response_action="errors",
                       errors={TEXT_BLOCK: "Write something before sending it."})
             return
-        await ack()
         meta = json.loads(view["private_metadata"])
         user = body["user"]["id"]
-        reply = await gateway.decisions.decide(request_id=str(meta["request_id"]), user=user,
-                                     outcome=_TEXT_OUTCOME[callback_id], comment=text or None)
+        if meta.get("user") != user:
+            await ack(response_action="errors", errors={TEXT_BLOCK: messages.not_your_modal()})
+            return
+        reply: DecisionReply = await _recorded_then_ack(ack, gateway.decisions.decide(
+            request_id=str(meta["request_id"]), user=user,
+            outcome=_TEXT_OUTCOME[callback_id], comment=text or None))
         if reply.message:
             await client.chat_postEphemeral(channel=meta["channel"], user=user,
                                             text=reply.message)
@@ -133,6 +166,11 @@ def register_handlers(app: AsyncApp, *, gateway: Gateway, approval_channel: str 
     ) -> None:
         meta = json.loads(view["private_metadata"])
         request = await gateway.store.get_request(str(meta["request_id"]))
+        if meta.get("user") != body["user"]["id"]:
+            await ack()
+            await client.chat_postEphemeral(channel=meta["channel"], user=body["user"]["id"],
+                                            text=messages.not_your_modal())
+            return
         if request is None:
             await ack(response_action="errors", errors={})
             return
@@ -160,14 +198,40 @@ def register_handlers(app: AsyncApp, *, gateway: Gateway, approval_channel: str 
         if errors:
             await ack(response_action="errors", errors=errors)
             return
-        await ack()
         user = body["user"]["id"]
-        reply = await gateway.decisions.decide(request_id=request.id, user=user,
-                                               outcome=Outcome.EDITED, edited_args=args)
+        reply: DecisionReply = await _recorded_then_ack(ack, gateway.decisions.decide(
+            request_id=request.id, user=user, outcome=Outcome.EDITED, edited_args=args))
         if reply.message:
             await client.chat_postEphemeral(channel=meta["channel"], user=user,
                                             text=reply.message)
 
+    async def on_error(error: Exception, body: dict[str, Any], client: AsyncWebClient) -> None:
+        """A click or submission that failed after it was received: say nothing was
+        recorded (when that is so, the store's transaction rolled back) and log why."""
+        ref = uuid.uuid4().hex[:8]
+        user = (body.get("user") or {}).get("id") or body.get("user_id")
+        channel = (body.get("channel") or {}).get("id") or body.get("channel_id")
+        if channel is None and body.get("view"):
+            channel = json.loads(body["view"].get("private_metadata") or "{}").get("channel")
+        actions = body.get("actions") or [{}]
+        log.error("handling a Slack request failed", exc_info=error,
+                  extra={"ref": ref, "user": user, "request_id": actions[0].get("value"),
+                         "type": body.get("type") or "command"})
+        if user and channel:
+            try:
+                await client.chat_postEphemeral(channel=channel, user=user,
+                                                text=messages.nothing_recorded(ref=ref))
+            except Exception:
+                log.exception("could not tell the user their click failed", extra={"ref": ref})
+
+    async def on_foreign(*, user_id: str, team_id: str, body: dict[str, Any]) -> None:
+        actions = body.get("actions") or [{}]
+        await gateway.refuse_foreign(user=user_id, team=team_id,
+                                     request_id=actions[0].get("value"))
+
+    if isinstance(directory, SlackDirectory):
+        app.use(workspace_guard(directory=directory, on_refused=on_foreign))
+    app.error(on_error)
     app.command("/signoff")(on_command)
     for action_id in (ACTION_APPROVE, ACTION_REJECT, ACTION_IGNORE, ACTION_CHANGES,
                       ACTION_RESPOND, ACTION_EDIT):

@@ -57,3 +57,7 @@ class SlackNotifier:
 
     async def tell(self, *, channel: str, user: str, text: str) -> None:
         await self._client.chat_postEphemeral(channel=channel, user=user, text=text)
+
+    async def tell_user(self, *, user: str, text: str) -> None:
+        opened = await self._client.conversations_open(users=user)
+        await self._client.chat_postMessage(channel=str(opened["channel"]["id"]), text=text)

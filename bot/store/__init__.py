@@ -1,5 +1,23 @@
 """Storage of runs, approval requests, votes, deadlines and the audit trail."""
 
-from bot.store.base import ApprovalStore, Decision, DecisionResult, open_store
+from bot.store.base import (
+    ApprovalStore,
+    Claim,
+    Decision,
+    DecisionResult,
+    LostClaimError,
+    StepEnd,
+    VoteResult,
+    open_store,
+)
 
-__all__ = ["ApprovalStore", "Decision", "DecisionResult", "open_store"]
+__all__ = [
+    "ApprovalStore",
+    "Claim",
+    "Decision",
+    "DecisionResult",
+    "LostClaimError",
+    "StepEnd",
+    "VoteResult",
+    "open_store",
+]

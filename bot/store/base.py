@@ -13,12 +13,20 @@ from bot.models import (
     AuditEntry,
     Outcome,
     RequestStatus,
-    ResumeState,
     Run,
     RunStatus,
 )
 
-__all__ = ["ApprovalStore", "Decision", "DecisionResult", "open_store"]
+__all__ = [
+    "ApprovalStore",
+    "Claim",
+    "Decision",
+    "DecisionResult",
+    "LostClaimError",
+    "StepEnd",
+    "VoteResult",
+    "open_store",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,25 +40,67 @@ class Decision:
     comment: str | None
     audit: AuditEntry
     edited_args: dict[str, Any] | None = None
-    as_vote: bool = True
+    with_vote: bool = False  # also record the decider's approval among the votes
 
 
 @dataclass(frozen=True, slots=True)
 class DecisionResult:
-    """What one click (or one timeout) did to a request.
+    """What one decision attempt did: `applied` when this call won the compare-and-set.
 
-    Exactly one of `applied`, `voted`, `duplicate_vote` or "lost" (none of them) holds.
-    `request` is the row as it stands after the attempt.
+    `request` is the row as it stands after the attempt; a loser sees who decided.
     """
 
     request: ApprovalRequest
     applied: bool = False
-    voted: bool = False
-    duplicate_vote: bool = False
 
     @property
     def lost(self) -> bool:
-        return not (self.applied or self.voted or self.duplicate_vote)
+        return not self.applied
+
+
+@dataclass(frozen=True, slots=True)
+class VoteResult:
+    """What recording one approval vote did: `added` False when the user had voted already,
+    or the request was no longer pending. `request` is the row (with its votes) after it."""
+
+    request: ApprovalRequest
+    added: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A lease on a run: who holds it, and the epoch that fences every write it makes."""
+
+    run_id: str
+    owner: str
+    epoch: int
+
+
+class LostClaimError(Exception):
+    """A fenced write found that the claim's holder no longer holds the run."""
+
+    def __init__(self, claim: Claim) -> None:
+        super().__init__(f"{claim.owner} no longer holds run {claim.run_id} "
+                         f"(epoch {claim.epoch})")
+        self.claim = claim
+
+
+@dataclass(frozen=True, slots=True)
+class StepEnd:
+    """The closing writes of one step of a run, committed together under its claim.
+
+    `done`: decided requests whose decision the thread has now consumed (or refused), each
+    with its audit entry; `new`: the next pause's requests with theirs; then the run takes
+    `status` and the claim is released (or kept, with `release` False).
+    """
+
+    status: RunStatus
+    done: Sequence[tuple[str, AuditEntry]] = ()
+    new: Sequence[tuple[ApprovalRequest, AuditEntry]] = ()
+    audit: Sequence[AuditEntry] = ()
+    result: str | None = None
+    error: str | None = None
+    release: bool = True
 
 
 class ApprovalStore(abc.ABC):
@@ -76,8 +126,8 @@ class ApprovalStore(abc.ABC):
     # -- runs ------------------------------------------------------------------------------
 
     @abc.abstractmethod
-    async def create_run(self, run: Run, *, owner: str, lease_until: datetime) -> None:
-        """Insert a new run, claimed by `owner` (it is about to execute)."""
+    async def create_run(self, run: Run, *, owner: str, lease_until: datetime) -> Claim:
+        """Insert a new run, claimed by `owner` (it is about to execute); its claim."""
 
     @abc.abstractmethod
     async def get_run(self, run_id: str) -> Run | None:
@@ -89,28 +139,53 @@ class ApprovalStore(abc.ABC):
 
     @abc.abstractmethod
     async def set_run_thread(self, run_id: str, *, channel: str, thread_ts: str) -> None:
-        """Remember the Slack thread that holds this run's conversation."""
+        """Remember the Slack thread that holds this run's conversation (first one wins)."""
 
     @abc.abstractmethod
     async def claim_run(
         self, run_id: str, *, owner: str, now: datetime, lease_until: datetime
-    ) -> bool:
-        """Take the run for a resume: paused, or running under an expired lease.
+    ) -> Claim | None:
+        """Take the run: paused, or running under an expired lease. The epoch goes up by one.
 
-        True for exactly one of any concurrent callers; the claim holds across processes.
+        Returns the claim for exactly one of any concurrent callers; None for the others.
         """
+
+    @abc.abstractmethod
+    async def renew_claim(self, claim: Claim, *, lease_until: datetime) -> bool:
+        """Extend the lease; False (and nothing written) when the claim was lost."""
+
+    @abc.abstractmethod
+    async def expire_claim(self, claim: Claim) -> bool:
+        """Give the run up at once, status unchanged, so another worker takes it over now."""
 
     @abc.abstractmethod
     async def release_run(
         self,
-        run_id: str,
+        claim: Claim,
         *,
-        owner: str,
         status: RunStatus,
         result: str | None = None,
         error: str | None = None,
     ) -> bool:
-        """End the claim with the run's new status; False when `owner` no longer holds it."""
+        """End the claim with the run's new status; False when the claim was lost."""
+
+    @abc.abstractmethod
+    async def end_step(self, claim: Claim, end: StepEnd) -> list[ApprovalRequest]:
+        """Commit a step's closing writes in one transaction, fenced by `claim`.
+
+        Raises LostClaimError (and writes nothing) when the claim was lost. Requests in
+        `end.new` that already exist for the same pause (a recovery that made them before)
+        are kept as they are. Returns the pending requests of the new pause.
+        """
+
+    @abc.abstractmethod
+    async def takeover_candidates(self, now: datetime, *, limit: int = 100) -> list[str]:
+        """Runs another worker should pick up: running under an expired lease, or paused
+        with decided requests not yet applied to the thread."""
+
+    @abc.abstractmethod
+    async def held_claims(self) -> list[Claim]:
+        """Every live claim (for expiring those of a process known to be dead)."""
 
     # -- approval requests -----------------------------------------------------------------
 
@@ -124,7 +199,28 @@ class ApprovalStore(abc.ABC):
 
     @abc.abstractmethod
     async def set_request_message(self, request_id: str, *, channel: str, ts: str) -> None:
-        """Remember where the request's Slack message is."""
+        """Remember where the request's Slack message is; the run's thread too, if new."""
+
+    @abc.abstractmethod
+    async def claim_post(self, request_id: str, *, now: datetime, until: datetime) -> bool:
+        """Take the job of posting an unposted request (a lease, so a crash retries it)."""
+
+    @abc.abstractmethod
+    async def post_failed(self, request_id: str, *, retry_at: datetime) -> int:
+        """Note a failed post; it is retried from `retry_at`. Returns the attempts so far."""
+
+    @abc.abstractmethod
+    async def unposted_requests(self, now: datetime, *, limit: int = 50) -> list[ApprovalRequest]:
+        """Pending requests with no Slack message whose posting lease has run out."""
+
+    @abc.abstractmethod
+    async def mark_applied(self, claim: Claim, request_ids: Sequence[str], *,
+                           checkpoint_id: str) -> None:
+        """Record the checkpoint a decision was written into (fenced by `claim`)."""
+
+    @abc.abstractmethod
+    async def count_pending(self) -> int:
+        """How many requests are open."""
 
     @abc.abstractmethod
     async def requests_for_run(self, run_id: str) -> list[ApprovalRequest]:
@@ -133,6 +229,12 @@ class ApprovalStore(abc.ABC):
     @abc.abstractmethod
     async def pending_requests(self, *, limit: int | None = None) -> list[ApprovalRequest]:
         """Open requests, soonest deadline first."""
+
+    @abc.abstractmethod
+    async def record_vote(self, request_id: str, *, user: str, at: datetime,
+                          audit: AuditEntry) -> VoteResult:
+        """Record `user`'s approval unless present or the request is no longer pending;
+        append `audit` in the same transaction when it is added."""
 
     @abc.abstractmethod
     async def decide(
@@ -145,15 +247,12 @@ class ApprovalStore(abc.ABC):
         comment: str | None,
         audit: AuditEntry,
         edited_args: dict[str, Any] | None = None,
-        as_vote: bool = True,
+        with_vote: bool = False,
     ) -> DecisionResult:
-        """Apply a decision with compare-and-set; append `audit` in the same transaction.
-
-        An approval on a request that needs several approvals records a vote (once per
-        user) and decides only when the quorum is met; `as_vote=False` (a policy default on
-        timeout) decides at once. A request no longer pending is left
-        as it is (`lost`), and nothing is written.
-        """
+        """Decide the request if it is still pending (compare-and-set); append `audit` in
+        the same transaction, and with `with_vote` record the actor's approval vote too.
+        A request no longer pending is left as it is (`lost`) and nothing is written.
+        Whether a decision is due (a quorum met) is the caller's rule."""
 
     @abc.abstractmethod
     async def decide_many(self, decisions: Sequence[Decision]) -> list[DecisionResult]:
@@ -168,10 +267,6 @@ class ApprovalStore(abc.ABC):
         self, request_id: str, *, status: RequestStatus, audit: AuditEntry
     ) -> bool:
         """Close a pending request without a resume (cancelled, stale); False if not pending."""
-
-    @abc.abstractmethod
-    async def set_resume_state(self, request_id: str, state: ResumeState) -> None:
-        """Advance the outbox state of a decided request."""
 
     @abc.abstractmethod
     async def awaiting_resume(self) -> list[ApprovalRequest]:

@@ -7,7 +7,6 @@ import json
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,7 +23,15 @@ from bot.models import (
     RunStatus,
     Vote,
 )
-from bot.store.base import ApprovalStore, Decision, DecisionResult
+from bot.store.base import (
+    ApprovalStore,
+    Claim,
+    Decision,
+    DecisionResult,
+    LostClaimError,
+    StepEnd,
+    VoteResult,
+)
 
 __all__ = ["MIGRATIONS", "SqliteApprovalStore"]
 
@@ -104,18 +111,28 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TRIGGER signoff_audit_no_delete BEFORE DELETE ON signoff_audit
         BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
     """,
+    # Fenced claims (an epoch on every claim), the checkpoint a decision was written into,
+    # a posting lease for the request outbox, and one request per pause item.
+    """
+    ALTER TABLE signoff_runs ADD COLUMN claim_epoch INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX signoff_runs_claims ON signoff_runs (status, claim_until);
+    ALTER TABLE signoff_requests ADD COLUMN applied_checkpoint TEXT;
+    ALTER TABLE signoff_requests ADD COLUMN post_until REAL;
+    ALTER TABLE signoff_requests ADD COLUMN post_attempts INTEGER NOT NULL DEFAULT 0;
+    CREATE UNIQUE INDEX signoff_requests_pause
+        ON signoff_requests (run_id, checkpoint_id, COALESCE(interrupt_id, ''), item);
+    CREATE INDEX signoff_requests_unposted ON signoff_requests (post_until)
+        WHERE status = 'pending' AND message_ts IS NULL;
+    """,
 )
 
 _REQUEST_COLUMNS = (
     "id, run_id, graph, node, checkpoint_id, action, action_hash, tier, approvers_role, "
     "approvals_required, self_approval, requester, status, created_at, deadline, channel, "
     "message_ts, round, decided_by, decided_at, comment, resume_state, on_timeout, kind, "
-    "interrupt_id, item, options, edited_args"
+    "interrupt_id, item, options, edited_args, applied_checkpoint"
 )
 _RUN_COLUMNS = "id, graph, task, requester, channel, thread_ts, status, created_at, result, error"
-
-
-_INSERT_VOTE = "INSERT OR IGNORE INTO signoff_votes (request_id, user_id, at) VALUES (?, ?, ?)"
 
 
 def _ts(value: datetime) -> float:
@@ -172,6 +189,7 @@ def _request(row: sqlite3.Row, votes: Iterable[Vote]) -> ApprovalRequest:
         item=row["item"],
         options=json.loads(row["options"]),
         edited_args=None if row["edited_args"] is None else json.loads(row["edited_args"]),
+        applied_checkpoint=row["applied_checkpoint"],
     )
 
 
@@ -248,11 +266,11 @@ class SqliteApprovalStore(ApprovalStore):
 
     # -- runs ------------------------------------------------------------------------------
 
-    async def create_run(self, run: Run, *, owner: str, lease_until: datetime) -> None:
+    async def create_run(self, run: Run, *, owner: str, lease_until: datetime) -> Claim:
         async with self._tx() as db:
             await db.execute(
-                f"INSERT INTO signoff_runs ({_RUN_COLUMNS}, claim_owner, claim_until) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO signoff_runs ({_RUN_COLUMNS}, claim_owner, claim_until, "
+                "claim_epoch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
                 (
                     run.id,
                     run.graph,
@@ -268,6 +286,7 @@ class SqliteApprovalStore(ApprovalStore):
                     _ts(lease_until),
                 ),
             )
+        return Claim(run_id=run.id, owner=owner, epoch=1)
 
     async def get_run(self, run_id: str) -> Run | None:
         rows = await self._fetchall(
@@ -291,77 +310,112 @@ class SqliteApprovalStore(ApprovalStore):
     async def set_run_thread(self, run_id: str, *, channel: str, thread_ts: str) -> None:
         async with self._tx() as db:
             await db.execute(
-                "UPDATE signoff_runs SET channel = ?, thread_ts = ? WHERE id = ?",
+                "UPDATE signoff_runs SET channel = ?, thread_ts = ? "
+                "WHERE id = ? AND thread_ts IS NULL",
                 (channel, thread_ts, run_id),
             )
 
     async def claim_run(
         self, run_id: str, *, owner: str, now: datetime, lease_until: datetime
-    ) -> bool:
+    ) -> Claim | None:
+        async with self._tx() as db:
+            async with db.execute(
+                "UPDATE signoff_runs SET status = 'running', claim_owner = ?, claim_until = ?, "
+                "claim_epoch = claim_epoch + 1 WHERE id = ? AND (status = 'paused' OR "
+                "(status = 'running' AND (claim_until IS NULL OR claim_until < ?))) "
+                "RETURNING claim_epoch",
+                (owner, _ts(lease_until), run_id, _ts(now)),
+            ) as cur:
+                row = await cur.fetchone()
+            return None if row is None else Claim(run_id=run_id, owner=owner, epoch=row[0])
+
+    async def renew_claim(self, claim: Claim, *, lease_until: datetime) -> bool:
         async with self._tx() as db:
             cur = await db.execute(
-                "UPDATE signoff_runs SET status = 'running', claim_owner = ?, claim_until = ? "
-                "WHERE id = ? AND (status = 'paused' OR (status = 'running' AND claim_until < ?))",
-                (owner, _ts(lease_until), run_id, _ts(now)),
+                "UPDATE signoff_runs SET claim_until = ? "
+                "WHERE id = ? AND claim_owner = ? AND claim_epoch = ?",
+                (_ts(lease_until), claim.run_id, claim.owner, claim.epoch),
+            )
+            return cur.rowcount == 1
+
+    async def expire_claim(self, claim: Claim) -> bool:
+        async with self._tx() as db:
+            cur = await db.execute(
+                "UPDATE signoff_runs SET claim_until = 0 "
+                "WHERE id = ? AND claim_owner = ? AND claim_epoch = ?",
+                (claim.run_id, claim.owner, claim.epoch),
             )
             return cur.rowcount == 1
 
     async def release_run(
         self,
-        run_id: str,
+        claim: Claim,
         *,
-        owner: str,
         status: RunStatus,
         result: str | None = None,
         error: str | None = None,
     ) -> bool:
         async with self._tx() as db:
-            cur = await db.execute(
-                "UPDATE signoff_runs SET status = ?, result = COALESCE(?, result), "
-                "error = COALESCE(?, error), claim_owner = NULL, claim_until = NULL "
-                "WHERE id = ? AND claim_owner = ?",
-                (status.value, result, error, run_id, owner),
-            )
-            return cur.rowcount == 1
+            return await _release(db, claim, status=status, result=result, error=error)
+
+    async def end_step(self, claim: Claim, end: StepEnd) -> list[ApprovalRequest]:
+        async with self._tx() as db:
+            await _fence(db, claim)
+            for request_id, entry in end.done:
+                await db.execute(
+                    "UPDATE signoff_requests SET resume_state = 'done' WHERE id = ?",
+                    (request_id,))
+                await _insert_audit(db, entry)
+            made: list[str] = []
+            for request, entry in end.new:
+                existing = await _select_requests(
+                    db, "run_id = ? AND checkpoint_id = ? AND COALESCE(interrupt_id, '') = ? "
+                    "AND item = ?", (request.run_id, request.checkpoint_id,
+                                     request.interrupt_id or "", request.item))
+                if existing:
+                    made.append(existing[0].id)
+                    continue
+                await _insert_request(db, request)
+                await _insert_audit(db, entry)
+                made.append(request.id)
+            for entry in end.audit:
+                await _insert_audit(db, entry)
+            if end.release:
+                await _release(db, claim, status=end.status, result=end.result,
+                               error=end.error)
+            else:
+                await db.execute(
+                    "UPDATE signoff_runs SET status = ? WHERE id = ?",
+                    (end.status.value, claim.run_id))
+            if not made:
+                return []
+            marks = ",".join("?" * len(made))
+            found = {r.id: r for r in await _select_requests(db, f"id IN ({marks})", made)}
+            return [found[i] for i in made if found[i].status is RequestStatus.PENDING]
+
+    async def takeover_candidates(self, now: datetime, *, limit: int = 100) -> list[str]:
+        rows = await self._fetchall(
+            "SELECT id FROM signoff_runs WHERE status = 'running' AND "
+            "(claim_until IS NULL OR claim_until < ?) "
+            "UNION SELECT DISTINCT r.run_id FROM signoff_requests r "
+            "JOIN signoff_runs u ON u.id = r.run_id "
+            "WHERE r.resume_state = 'queued' AND u.status = 'paused' "
+            f"LIMIT {int(limit)}",
+            (_ts(now),),
+        )
+        return [str(r[0]) for r in rows]
+
+    async def held_claims(self) -> list[Claim]:
+        rows = await self._fetchall(
+            "SELECT id, claim_owner, claim_epoch FROM signoff_runs "
+            "WHERE status = 'running' AND claim_owner IS NOT NULL AND claim_until > 0")
+        return [Claim(run_id=r[0], owner=r[1], epoch=r[2]) for r in rows]
 
     # -- approval requests -----------------------------------------------------------------
 
     async def create_request(self, request: ApprovalRequest, *, audit: AuditEntry) -> None:
         async with self._tx() as db:
-            await db.execute(
-                f"INSERT INTO signoff_requests ({_REQUEST_COLUMNS}) "
-                f"VALUES ({', '.join('?' * 28)})",
-                (
-                    request.id,
-                    request.run_id,
-                    request.graph,
-                    request.node,
-                    request.checkpoint_id,
-                    json.dumps(request.action.to_json()),
-                    request.action_hash,
-                    request.tier,
-                    request.approvers_role,
-                    request.approvals_required,
-                    int(request.self_approval),
-                    request.requester,
-                    request.status.value,
-                    _ts(request.created_at),
-                    _ts(request.deadline),
-                    request.channel,
-                    request.message_ts,
-                    request.round,
-                    request.decided_by,
-                    None if request.decided_at is None else _ts(request.decided_at),
-                    request.comment,
-                    request.resume_state.value,
-                    request.on_timeout,
-                    request.kind,
-                    request.interrupt_id,
-                    request.item,
-                    json.dumps(request.options),
-                    None if request.edited_args is None else json.dumps(request.edited_args),
-                ),
-            )
+            await _insert_request(db, request)
             await _insert_audit(db, audit)
 
     async def _load_requests(self, where: str, params: Iterable[Any]) -> list[ApprovalRequest]:
@@ -375,9 +429,55 @@ class SqliteApprovalStore(ApprovalStore):
     async def set_request_message(self, request_id: str, *, channel: str, ts: str) -> None:
         async with self._tx() as db:
             await db.execute(
-                "UPDATE signoff_requests SET channel = ?, message_ts = ? WHERE id = ?",
+                "UPDATE signoff_requests SET channel = ?, message_ts = ?, post_until = NULL "
+                "WHERE id = ?",
                 (channel, ts, request_id),
             )
+            await db.execute(
+                "UPDATE signoff_runs SET channel = ?, thread_ts = ? WHERE thread_ts IS NULL "
+                "AND id = (SELECT run_id FROM signoff_requests WHERE id = ?)",
+                (channel, ts, request_id),
+            )
+
+    async def claim_post(self, request_id: str, *, now: datetime, until: datetime) -> bool:
+        async with self._tx() as db:
+            cur = await db.execute(
+                "UPDATE signoff_requests SET post_until = ? WHERE id = ? AND status = 'pending' "
+                "AND message_ts IS NULL AND (post_until IS NULL OR post_until < ?)",
+                (_ts(until), request_id, _ts(now)),
+            )
+            return cur.rowcount == 1
+
+    async def post_failed(self, request_id: str, *, retry_at: datetime) -> int:
+        async with self._tx() as db:
+            async with db.execute(
+                "UPDATE signoff_requests SET post_until = ?, post_attempts = post_attempts + 1 "
+                "WHERE id = ? RETURNING post_attempts",
+                (_ts(retry_at), request_id),
+            ) as cur:
+                row = await cur.fetchone()
+            return 0 if row is None else int(row[0])
+
+    async def unposted_requests(self, now: datetime, *, limit: int = 50) -> list[ApprovalRequest]:
+        return await self._load_requests(
+            "status = 'pending' AND message_ts IS NULL AND "
+            f"(post_until IS NULL OR post_until < ?) ORDER BY created_at LIMIT {int(limit)}",
+            (_ts(now),),
+        )
+
+    async def mark_applied(self, claim: Claim, request_ids: Sequence[str], *,
+                           checkpoint_id: str) -> None:
+        async with self._tx() as db:
+            await _fence(db, claim)
+            for request_id in request_ids:
+                await db.execute(
+                    "UPDATE signoff_requests SET applied_checkpoint = ? WHERE id = ?",
+                    (checkpoint_id, request_id))
+
+    async def count_pending(self) -> int:
+        rows = await self._fetchall(
+            "SELECT COUNT(*) FROM signoff_requests WHERE status = 'pending'")
+        return int(rows[0][0])
 
     async def requests_for_run(self, run_id: str) -> list[ApprovalRequest]:
         return await self._load_requests("run_id = ? ORDER BY created_at, round", (run_id,))
@@ -387,6 +487,22 @@ class SqliteApprovalStore(ApprovalStore):
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return await self._load_requests(sql, ())
+
+    async def record_vote(self, request_id: str, *, user: str, at: datetime,
+                          audit: AuditEntry) -> VoteResult:
+        async with self._tx() as db:
+            cur = await db.execute(
+                "INSERT OR IGNORE INTO signoff_votes (request_id, user_id, at) "
+                "SELECT id, ?, ? FROM signoff_requests WHERE id = ? AND status = 'pending'",
+                (user, _ts(at), request_id),
+            )
+            added = cur.rowcount == 1
+            if added:
+                await _insert_audit(db, audit)
+            found = await _select_requests(db, "id = ?", (request_id,))
+            if not found:
+                raise KeyError(request_id)
+            return VoteResult(request=found[0], added=added)
 
     async def decide(
         self,
@@ -398,11 +514,11 @@ class SqliteApprovalStore(ApprovalStore):
         comment: str | None,
         audit: AuditEntry,
         edited_args: dict[str, Any] | None = None,
-        as_vote: bool = True,
+        with_vote: bool = False,
     ) -> DecisionResult:
         [result] = await self.decide_many([Decision(
             request_id=request_id, outcome=outcome, actor=actor, at=at, comment=comment,
-            audit=audit, edited_args=edited_args, as_vote=as_vote)])
+            audit=audit, edited_args=edited_args, with_vote=with_vote)])
         return result
 
     async def decide_many(self, decisions: Sequence[Decision]) -> list[DecisionResult]:
@@ -423,16 +539,9 @@ class SqliteApprovalStore(ApprovalStore):
             await _insert_audit(db, audit)
             return True
 
-    async def set_resume_state(self, request_id: str, state: ResumeState) -> None:
-        async with self._tx() as db:
-            await db.execute(
-                "UPDATE signoff_requests SET resume_state = ? WHERE id = ?",
-                (state.value, request_id),
-            )
-
     async def awaiting_resume(self) -> list[ApprovalRequest]:
         return await self._load_requests(
-            "resume_state IN ('queued', 'patched') ORDER BY decided_at", ()
+            "resume_state = 'queued' ORDER BY decided_at", ()
         )
 
     async def due_requests(self, now: datetime, *, limit: int = 500) -> list[ApprovalRequest]:
@@ -478,31 +587,45 @@ async def _enable_wal(conn: aiosqlite.Connection, *, attempts: int = 200) -> Non
 
 async def _decide(db: aiosqlite.Connection, d: Decision) -> DecisionResult:
     """One compare-and-set decision inside the caller's transaction."""
-    found = await _select_requests(db, "id = ?", (d.request_id,))
-    if not found:
-        raise KeyError(d.request_id)
-    current = found[0]
-    if current.status is not RequestStatus.PENDING:
-        return DecisionResult(request=current)
-    if d.outcome is Outcome.APPROVED and d.as_vote:
-        cur = await db.execute(_INSERT_VOTE, (d.request_id, d.actor, _ts(d.at)))
-        if current.approvals_required > 1:
-            if cur.rowcount == 0:
-                return DecisionResult(request=current, duplicate_vote=True)
-            if len(current.votes) + 1 < current.approvals_required:
-                await _insert_audit(db, _replace_kind(d.audit, "vote"))
-                after = await _select_requests(db, "id = ?", (d.request_id,))
-                return DecisionResult(request=after[0], voted=True)
-    await db.execute(
+    cur = await db.execute(
         "UPDATE signoff_requests SET status = ?, decided_by = ?, decided_at = ?, "
         "comment = ?, edited_args = ?, resume_state = 'queued' "
         "WHERE id = ? AND status = 'pending'",
         (d.outcome.status.value, d.actor, _ts(d.at), d.comment,
          None if d.edited_args is None else json.dumps(d.edited_args), d.request_id),
     )
-    await _insert_audit(db, d.audit)
+    applied = cur.rowcount == 1
+    if applied:
+        await _insert_audit(db, d.audit)
+        if d.with_vote:
+            await db.execute(
+                "INSERT OR IGNORE INTO signoff_votes (request_id, user_id, at) VALUES (?, ?, ?)",
+                (d.request_id, d.actor, _ts(d.at)))
     after = await _select_requests(db, "id = ?", (d.request_id,))
-    return DecisionResult(request=after[0], applied=True)
+    if not after:
+        raise KeyError(d.request_id)
+    return DecisionResult(request=after[0], applied=applied)
+
+
+async def _fence(db: aiosqlite.Connection, claim: Claim) -> None:
+    """Raise LostClaimError unless `claim` still holds its run (inside the transaction)."""
+    async with db.execute(
+        "SELECT 1 FROM signoff_runs WHERE id = ? AND claim_owner = ? AND claim_epoch = ?",
+        (claim.run_id, claim.owner, claim.epoch),
+    ) as cur:
+        if await cur.fetchone() is None:
+            raise LostClaimError(claim)
+
+
+async def _release(db: aiosqlite.Connection, claim: Claim, *, status: RunStatus,
+                   result: str | None, error: str | None) -> bool:
+    cur = await db.execute(
+        "UPDATE signoff_runs SET status = ?, result = COALESCE(?, result), "
+        "error = COALESCE(?, error), claim_owner = NULL, claim_until = NULL "
+        "WHERE id = ? AND claim_owner = ? AND claim_epoch = ?",
+        (status.value, result, error, claim.run_id, claim.owner, claim.epoch),
+    )
+    return cur.rowcount == 1
 
 
 def _split_sql(script: str) -> list[str]:
@@ -516,10 +639,6 @@ def _split_sql(script: str) -> list[str]:
     if buf.strip():
         statements.append(buf.strip())
     return statements
-
-
-def _replace_kind(entry: AuditEntry, kind: str) -> AuditEntry:
-    return replace(entry, kind=kind)
 
 
 async def _select_requests(
@@ -544,6 +663,44 @@ async def _select_requests(
                 Vote(user=v["user_id"], at=datetime.fromtimestamp(v["at"], UTC))
             )
     return [_request(r, votes[r["id"]]) for r in rows]
+
+
+async def _insert_request(db: aiosqlite.Connection, request: ApprovalRequest) -> None:
+    await db.execute(
+        f"INSERT INTO signoff_requests ({_REQUEST_COLUMNS}) "
+        f"VALUES ({', '.join('?' * 29)})",
+        (
+            request.id,
+            request.run_id,
+            request.graph,
+            request.node,
+            request.checkpoint_id,
+            json.dumps(request.action.to_json()),
+            request.action_hash,
+            request.tier,
+            request.approvers_role,
+            request.approvals_required,
+            int(request.self_approval),
+            request.requester,
+            request.status.value,
+            _ts(request.created_at),
+            _ts(request.deadline),
+            request.channel,
+            request.message_ts,
+            request.round,
+            request.decided_by,
+            None if request.decided_at is None else _ts(request.decided_at),
+            request.comment,
+            request.resume_state.value,
+            request.on_timeout,
+            request.kind,
+            request.interrupt_id,
+            request.item,
+            json.dumps(request.options),
+            None if request.edited_args is None else json.dumps(request.edited_args),
+            request.applied_checkpoint,
+        ),
+    )
 
 
 async def _insert_audit(db: aiosqlite.Connection, entry: AuditEntry) -> None:

@@ -31,7 +31,7 @@ def test_only_the_allowed_buttons_are_shown(
     """allow_accept/edit/respond/ignore decide which buttons the request has."""
     start_bot(SIGNOFF_GRAPHS=GRAPHS)
     full = start("inbox", TOPIC)
-    assert full["text"] == "Approval needed (medium): `publish_post`"
+    assert full["text"] == "Approval needed (medium): publish_post"
     assert buttons(full) == ["signoff.approve", "signoff.edit", "signoff.respond"]
     ignorable = start("inbox_ignorable", TOPIC)
     assert buttons(ignorable) == ["signoff.approve", "signoff.ignore"]

@@ -36,7 +36,7 @@ def test_approve_runs_the_tool_once_and_posts_the_reply(
     """Approve: the email is sent once, the message says who approved, the reply is posted."""
     start_bot(SIGNOFF_GRAPHS=GRAPHS)
     request = start("mail", SUBJECT)
-    assert request["text"] == "Approval needed (medium): Run tool `send_email`"
+    assert request["text"] == "Approval needed (medium): Run tool send_email"
     assert buttons(request) == ["signoff.approve", "signoff.edit", "signoff.reject"]
     assert SUBJECT in shown(request) and "alice@example.com" in shown(request)
     click(emulator, request, "signoff.approve")
@@ -89,7 +89,7 @@ def test_reject_with_a_reason_tells_the_model_and_runs_nothing(
     submit_text(emulator, view, "Numbers are not final")
     assert "Rejected* by <@U0BOB>" in closed(emulator, request)
     reply = in_thread(emulator, request, "finished")
-    assert ("Model saw: User rejected the tool call for `send_email` with reason: "
+    assert ("Model saw: User rejected the tool call for ˋsend_emailˋ with reason: "
             "Numbers are not final") in reply["text"]
     assert recorder.calls == []
 
@@ -102,8 +102,8 @@ def test_two_calls_in_one_turn_resume_once_both_are_decided_in_action_order(
     bot = start_bot(SIGNOFF_GRAPHS=GRAPHS)
     email = start("mail2", SUBJECT)
     delete = open_request_in_thread(emulator, email)
-    assert email["text"].endswith("Run tool `send_email`")
-    assert delete["text"].endswith("Run tool `delete_file`")
+    assert email["text"].endswith("Run tool send_email")
+    assert delete["text"].endswith("Run tool delete_file")
     assert buttons(delete) == ["signoff.approve", "signoff.reject"]
     click(emulator, delete, "signoff.approve")  # the second action, decided first
     assert "Approved* by <@U0BOB>" in closed(emulator, delete)
@@ -113,7 +113,7 @@ def test_two_calls_in_one_turn_resume_once_both_are_decided_in_action_order(
     view = open_modal(emulator, email, "signoff.reject")
     submit_text(emulator, view, "Not to Alice")
     reply = in_thread(emulator, email, "finished")
-    assert "User rejected the tool call for `send_email` with reason: Not to Alice" \
+    assert "User rejected the tool call for ˋsend_emailˋ with reason: Not to Alice" \
         in reply["text"]
     assert f"Deleted {REPORT}" in reply["text"]
     bot.idle()

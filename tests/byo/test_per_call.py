@@ -35,7 +35,7 @@ def test_approve_runs_the_tool_once(
     """Approve: only the tool's allowed decisions are offered; the email is sent once."""
     start_bot(SIGNOFF_GRAPHS=GRAPHS)
     request = start("percall", SUBJECT)
-    assert request["text"] == "Approval needed (medium): Run tool `send_email`"
+    assert request["text"] == "Approval needed (medium): Run tool send_email"
     assert buttons(request) == ["signoff.approve", "signoff.edit", "signoff.reject"]
     click(emulator, request, "signoff.approve")
     assert "Approved* by <@U0BOB>" in closed(emulator, request)

@@ -46,7 +46,7 @@ def test_pending_lists_open_requests(
     request_deploy("Ship api v2 to staging")
     request_deploy("Ship web to production")
     listed = command(emulator, "pending")
-    assert "2 request(s) waiting for approval" in listed
+    assert "2 requests waiting for approval" in listed
     assert "Deploy to staging (medium)" in listed and "Deploy to production (high)" in listed
     out = subprocess.run([sys.executable, "-m", "bot", "pending"], capture_output=True,
                          text=True, env={"SIGNOFF_DATABASE": database, "PATH": "/usr/bin:/bin"},

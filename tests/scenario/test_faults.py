@@ -93,12 +93,17 @@ def test_a_node_raising_fails_that_run_only(
         emulator.client.click(user="U0BOB", channel=APPROVALS, message_ts=message["ts"],
                               action_id="signoff.approve")
     failed = emulator.wait_for(lambda: emulator.state.thread(APPROVALS, bad["ts"]), timeout=4)
-    assert "failed: RuntimeError: the deploy target is unreachable" in failed[-1]["text"]
+    # The thread hears that it failed and where to look, never the exception's own text.
+    assert "failed: a step raised an error" in failed[-1]["text"]
+    assert "log ref" in failed[-1]["text"] and "unreachable" not in failed[-1]["text"]
     done = emulator.wait_for(lambda: emulator.state.thread(APPROVALS, good["ts"]), timeout=4)
     assert "finished: Executed: Deploy plan for: Ship web to staging" in done[-1]["text"]
     bot.idle()
     runs = {r.task: r.status.value for r in bot.call(lambda: bot.service.store.list_runs())}
     assert runs == {"explode api to staging": "failed", "Ship web to staging": "finished"}
+    failed_run = next(r for r in bot.call(lambda: bot.service.store.list_runs())
+                      if r.task == "explode api to staging")
+    assert failed_run.error == "RuntimeError: the deploy target is unreachable"
 
 
 def test_health_and_audit_command(

@@ -12,6 +12,7 @@ from graphs.pipeline import Stage, pipeline_spec
 from graphs.registry import GraphRegistry
 from tests.scenario.conftest import APPROVALS, buttons
 from tests.scenario.steps import (
+    TEAM_POLICY,
     Counter,
     click_expecting,
     open_in_thread,
@@ -151,13 +152,15 @@ def test_stage_timeouts_pass_a_reversible_stage_and_fail_closed_otherwise(
     """Nobody answers: a stage that may default to approve passes; one that may not stops all."""
     publish, announce = Counter(lambda text, _: f"published {text}"), Counter(lambda t, _: t)
     spec = pipeline_spec(name="release", description="Lint, publish, announce.", stages=[
-        Stage("Lint", lambda text, _: f"linted {text}", timeout_seconds=1,
-              on_timeout="approve"),
-        Stage("Publish", publish, timeout_seconds=1, on_timeout="reject"),
+        Stage("Lint", lambda text, _: f"linted {text}", risk="quick"),
+        Stage("Publish", publish, risk="medium"),
         Stage("Announce", announce, requires_approval=False),
     ])
+    policy = TEAM_POLICY.replace("[tiers.medium]\n", '[tiers.medium]\ntimeout = "1s"\n') + (
+        '[tiers.quick]\napprovals = 1\ntimeout = "1s"\non_timeout = "approve"\n'
+        '[graphs.release]\ntier = "quick"\n')
     bot = start_bot(Deps(registry=GraphRegistry([spec]), scheduler_max_sleep=0.5),
-                    SIGNOFF_POLICY=write_policy(tmp_path))
+                    SIGNOFF_POLICY=write_policy(tmp_path, policy))
     emulator.client.slash_command(user="U0ALICE", channel="C0GENERAL", text="release v1.2")
     lint = emulator.wait_for(lambda: emulator.state.last_message(APPROVALS),
                              message="the Lint request posted")
@@ -188,11 +191,12 @@ def test_approve_on_timeout_at_a_quorum_stage_decides_at_once(
     """A critical (two-approver) stage that defaults to approve: the deadline decides it once,
     and the clock is never counted as one of the two approvers."""
     spec = pipeline_spec(name="release", description="One critical stage.", stages=[
-        Stage("Migrate", lambda text, _: f"migrated {text}", risk="critical",
-              timeout_seconds=1, on_timeout="approve"),
+        Stage("Migrate", lambda text, _: f"migrated {text}", risk="critical"),
     ])
+    policy = TEAM_POLICY.replace("[tiers.critical]\n",
+                                 '[tiers.critical]\ntimeout = "1s"\non_timeout = "approve"\n')
     bot = start_bot(Deps(registry=GraphRegistry([spec]), scheduler_max_sleep=0.5),
-                    SIGNOFF_POLICY=write_policy(tmp_path))
+                    SIGNOFF_POLICY=write_policy(tmp_path, policy))
     emulator.client.slash_command(user="U0ALICE", channel="C0GENERAL", text="release v1.2")
     request = emulator.wait_for(lambda: emulator.state.last_message(APPROVALS),
                                 message="the Migrate request posted")

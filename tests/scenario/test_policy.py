@@ -131,7 +131,7 @@ def test_critical_needs_two_different_seniors(
     assert [(e.kind, e.actor, e.detail) for e in audit
             if e.kind in ("vote", "refused", "decision")] == [
         ("vote", "U0CAROL", ""), ("refused", "U0CAROL", "already_voted"),
-        ("decision", "U0DAVE", "")]
+        ("vote", "U0DAVE", ""), ("decision", "U0DAVE", "")]
     assert executions.calls == [f"Deploy plan for: {DROP}"]
 
 
@@ -234,13 +234,12 @@ def test_a_graph_cannot_make_an_irreversible_tier_approve_on_timeout(
     ran = Counter()
     spec = pipeline_spec(name="release", description="One high-risk stage, then publish.",
                          stages=[
-        Stage("Migrate", lambda text, _: f"migrated {text}", risk="high", approvers="senior",
-              timeout_seconds=1, on_timeout="approve"),
+        Stage("Migrate", lambda text, _: f"migrated {text}", risk="high", approvers="senior"),
         Stage("Publish", lambda text, _: ran(text), requires_approval=False),
     ])
     policy = TEAM_POLICY.replace('[tiers.high]\napprovers = "senior"\napprovals = 1\n',
                                  '[tiers.high]\napprovers = "senior"\napprovals = 1\n'
-                                 "reversible = false\n")
+                                 'reversible = false\ntimeout = "1s"\n')
     assert "reversible = false" in policy
     start_bot(Deps(registry=GraphRegistry([spec]), scheduler_max_sleep=0.5),
               SIGNOFF_POLICY=write_policy(tmp_path, policy))

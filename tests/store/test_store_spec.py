@@ -16,7 +16,7 @@ from bot.models import (
     ResumeState,
     RunStatus,
 )
-from bot.store.base import ApprovalStore, Decision, DecisionResult
+from bot.store.base import ApprovalStore, Claim, Decision, DecisionResult, LostClaimError, StepEnd
 from tests.store.conftest import T0, Backend, Factory
 
 LEASE = timedelta(minutes=15)
@@ -37,6 +37,11 @@ async def decide(
         request.id, outcome=outcome, actor=actor, at=at, comment=comment,
         audit=make.audit(request, at=at, actor=actor, outcome=outcome.value),
     )
+
+
+def first_claim(run_id: str) -> Claim:
+    """The claim `make.add_run` gives worker-1."""
+    return Claim(run_id=run_id, owner="worker-1", epoch=1)
 
 
 def one_winner(results: list[DecisionResult]) -> DecisionResult:
@@ -97,12 +102,13 @@ async def test_set_run_thread(store: ApprovalStore, make: Factory) -> None:
 async def test_one_of_two_concurrent_claims_wins(store: ApprovalStore, make: Factory) -> None:
     """Of two concurrent claims on a paused run, exactly one wins and the run is running."""
     run = await make.add_run(store)
-    assert await store.release_run(run.id, owner="worker-1", status=RunStatus.PAUSED)
+    assert await store.release_run(first_claim(run.id), status=RunStatus.PAUSED)
     claims = await asyncio.gather(*(
         store.claim_run(run.id, owner=owner, now=T0, lease_until=T0 + LEASE)
         for owner in ("worker-a", "worker-b")
     ))
-    assert sorted(claims) == [False, True]
+    won = [c for c in claims if c is not None]
+    assert len(won) == 1 and won[0].epoch == 2
     stored = await store.get_run(run.id)
     assert stored is not None and stored.status is RunStatus.RUNNING
 
@@ -111,44 +117,169 @@ async def test_claim_across_stores_has_one_winner(backend: Backend, make: Factor
     """Two stores on one database (two processes) claiming the same run: one wins."""
     first, second = await backend.open(), await backend.open()
     run = await make.add_run(first)
-    await first.release_run(run.id, owner="worker-1", status=RunStatus.PAUSED)
+    await first.release_run(first_claim(run.id), status=RunStatus.PAUSED)
     claims = await asyncio.gather(
         first.claim_run(run.id, owner="worker-a", now=T0, lease_until=T0 + LEASE),
         second.claim_run(run.id, owner="worker-b", now=T0, lease_until=T0 + LEASE),
     )
-    assert sorted(claims) == [False, True]
+    assert sum(c is not None for c in claims) == 1
 
 
 async def test_claim_respects_a_live_lease(store: ApprovalStore, make: Factory) -> None:
-    """A running run can be claimed only once its lease has expired."""
+    """A running run can be claimed only once its lease has expired; the old holder is
+    fenced off: its release changes nothing."""
     run = await make.add_run(store)  # running, leased to worker-1 until T0 + 15 min
     early = T0 + timedelta(minutes=1)
-    assert not await store.claim_run(run.id, owner="worker-2", now=early,
-                                     lease_until=early + LEASE)
+    assert await store.claim_run(run.id, owner="worker-2", now=early,
+                                 lease_until=early + LEASE) is None
     late = T0 + timedelta(minutes=16)
-    assert await store.claim_run(run.id, owner="worker-2", now=late, lease_until=late + LEASE)
-    assert not await store.release_run(run.id, owner="worker-1", status=RunStatus.FINISHED)
-    assert await store.release_run(run.id, owner="worker-2", status=RunStatus.FINISHED,
-                                   result="deployed")
+    claim = await store.claim_run(run.id, owner="worker-2", now=late, lease_until=late + LEASE)
+    assert claim is not None
+    assert not await store.release_run(first_claim(run.id), status=RunStatus.FINISHED)
+    assert await store.release_run(claim, status=RunStatus.FINISHED, result="deployed")
     stored = await store.get_run(run.id)
     assert stored is not None
     assert (stored.status, stored.result) == (RunStatus.FINISHED, "deployed")
 
 
+async def test_a_renewed_lease_is_not_taken(store: ApprovalStore, make: Factory) -> None:
+    """A holder that renews keeps the run past its first lease."""
+    run = await make.add_run(store)
+    assert await store.renew_claim(first_claim(run.id), lease_until=T0 + timedelta(hours=1))
+    late = T0 + timedelta(minutes=30)
+    assert await store.claim_run(run.id, owner="worker-2", now=late,
+                                 lease_until=late + LEASE) is None
+
+
+async def test_the_same_owner_reclaiming_gets_a_new_epoch(
+    store: ApprovalStore, make: Factory
+) -> None:
+    """Fencing is by epoch, not owner: an old claim of the same owner is fenced off too."""
+    run = await make.add_run(store)
+    await store.release_run(first_claim(run.id), status=RunStatus.PAUSED)
+    again = await store.claim_run(run.id, owner="worker-1", now=T0, lease_until=T0 + LEASE)
+    assert again is not None and again.epoch == 2
+    assert not await store.renew_claim(first_claim(run.id), lease_until=T0 + LEASE)
+    assert not await store.release_run(first_claim(run.id), status=RunStatus.FAILED)
+    assert await store.renew_claim(again, lease_until=T0 + LEASE)
+
+
+async def test_expired_claim_is_taken_at_once(store: ApprovalStore, make: Factory) -> None:
+    """A claim given up (shutdown, a dead process) is claimable right away."""
+    run = await make.add_run(store)
+    assert await store.expire_claim(first_claim(run.id))
+    claim = await store.claim_run(run.id, owner="worker-2", now=T0, lease_until=T0 + LEASE)
+    assert claim is not None
+    assert not await store.expire_claim(first_claim(run.id))
+
+
 async def test_claim_of_a_finished_run_fails(store: ApprovalStore, make: Factory) -> None:
     """A finished run is never claimed again, however late."""
     run = await make.add_run(store)
-    assert await store.release_run(run.id, owner="worker-1", status=RunStatus.FINISHED)
+    assert await store.release_run(first_claim(run.id), status=RunStatus.FINISHED)
     late = T0 + timedelta(days=1)
-    assert not await store.claim_run(run.id, owner="worker-2", now=late, lease_until=late + LEASE)
+    assert await store.claim_run(run.id, owner="worker-2", now=late,
+                                 lease_until=late + LEASE) is None
 
 
 async def test_release_by_non_owner_changes_nothing(store: ApprovalStore, make: Factory) -> None:
     """Releasing a run someone else holds returns False and leaves the run as it was."""
     run = await make.add_run(store)
-    assert not await store.release_run(run.id, owner="intruder", status=RunStatus.FAILED,
-                                       error="boom")
+    intruder = Claim(run_id=run.id, owner="intruder", epoch=1)
+    assert not await store.release_run(intruder, status=RunStatus.FAILED, error="boom")
     assert await store.get_run(run.id) == run
+
+
+async def test_end_step_commits_everything_or_nothing(
+    store: ApprovalStore, make: Factory
+) -> None:
+    """The closing writes of a step land together; under a lost claim none land."""
+    run = await make.add_run(store)
+    decided = await make.add_request(store, run)
+    await decide(store, decided, make, actor="U0BOB")
+    nxt = make.request(run, checkpoint_id="ckpt-2")
+    trail = await store.audit()
+    await store.expire_claim(first_claim(run.id))
+    taker = await store.claim_run(run.id, owner="worker-2", now=T0, lease_until=T0 + LEASE)
+    assert taker is not None
+    end = StepEnd(status=RunStatus.PAUSED,
+                  done=[(decided.id, make.audit(decided, kind="resume"))],
+                  new=[(nxt, make.requested(nxt))])
+    with pytest.raises(LostClaimError):
+        await store.end_step(first_claim(run.id), end)
+    assert await store.audit() == trail
+    assert await store.get_request(nxt.id) is None
+    pending = await store.end_step(taker, end)
+    assert [r.id for r in pending] == [nxt.id]
+    stored = await store.get_request(decided.id)
+    assert stored is not None and stored.resume_state is ResumeState.DONE
+    after = await store.get_run(run.id)
+    assert after is not None and after.status is RunStatus.PAUSED
+    assert len(await store.audit()) == len(trail) + 2
+
+
+async def test_end_step_keeps_requests_made_for_the_same_pause(
+    store: ApprovalStore, make: Factory
+) -> None:
+    """A recovery asking again about the same pause gets the requests made before."""
+    run = await make.add_run(store)
+    first = make.request(run, checkpoint_id="ckpt-9")
+    await store.end_step(first_claim(run.id), StepEnd(
+        status=RunStatus.PAUSED, new=[(first, make.requested(first))]))
+    claim = await store.claim_run(run.id, owner="worker-2", now=T0, lease_until=T0 + LEASE)
+    assert claim is not None
+    again = make.request(run, checkpoint_id="ckpt-9")
+    pending = await store.end_step(claim, StepEnd(
+        status=RunStatus.PAUSED, new=[(again, make.requested(again))]))
+    assert [r.id for r in pending] == [first.id]
+    assert [r.id for r in await store.requests_for_run(run.id)] == [first.id]
+
+
+async def test_mark_applied_is_fenced(store: ApprovalStore, make: Factory) -> None:
+    """The checkpoint a decision went into is recorded by the holder only."""
+    run = await make.add_run(store)
+    request = await make.add_request(store, run)
+    with pytest.raises(LostClaimError):
+        await store.mark_applied(Claim(run.id, "worker-9", 1), [request.id],
+                                 checkpoint_id="ckpt-x")
+    await store.mark_applied(first_claim(run.id), [request.id], checkpoint_id="ckpt-x")
+    stored = await store.get_request(request.id)
+    assert stored is not None and stored.applied_checkpoint == "ckpt-x"
+
+
+async def test_takeover_candidates(store: ApprovalStore, make: Factory) -> None:
+    """Runs under an expired lease, and paused runs with decisions not applied, need a
+    worker; a live claim and a paused run with nothing decided do not."""
+    live = await make.add_run(store)
+    dead = await make.add_run(store)
+    await store.expire_claim(first_claim(dead.id))
+    waiting = await make.add_run(store)
+    request = await make.add_request(store, waiting)
+    await store.release_run(first_claim(waiting.id), status=RunStatus.PAUSED)
+    idle = await make.add_run(store)
+    await make.add_request(store, idle)
+    await store.release_run(first_claim(idle.id), status=RunStatus.PAUSED)
+    assert set(await store.takeover_candidates(T0)) == {dead.id}
+    await decide(store, request, make, actor="U0BOB")
+    assert set(await store.takeover_candidates(T0)) == {dead.id, waiting.id}
+    assert live.id in await store.takeover_candidates(T0 + timedelta(hours=1))
+
+
+async def test_posting_is_claimed_once_and_retried(store: ApprovalStore, make: Factory) -> None:
+    """One worker posts a request; a failed or abandoned post is retried after its lease."""
+    request = await make.add_request(store)
+    assert [r.id for r in await store.unposted_requests(T0)] == [request.id]
+    assert await store.claim_post(request.id, now=T0, until=T0 + LEASE)
+    assert not await store.claim_post(request.id, now=T0, until=T0 + LEASE)
+    assert await store.unposted_requests(T0) == []
+    later = T0 + timedelta(minutes=16)
+    assert await store.post_failed(request.id, retry_at=later) == 1
+    assert await store.unposted_requests(T0 + timedelta(minutes=17)) != []
+    assert await store.claim_post(request.id, now=later + LEASE, until=later + 2 * LEASE)
+    await store.set_request_message(request.id, channel="C1", ts="1.2")
+    assert await store.unposted_requests(T0 + timedelta(days=1)) == []
+    run = await store.get_run(request.run_id)
+    assert run is not None and run.thread_ts == "1.2"
 
 
 # -- requests --------------------------------------------------------------------------------
@@ -322,73 +453,55 @@ async def test_decide_on_a_closed_request_is_lost(store: ApprovalStore, make: Fa
     assert await store.audit() == trail
 
 
-# -- quorum ----------------------------------------------------------------------------------
+# -- votes ------------------------------------------------------------------------------------
 
 
-async def test_quorum_counts_distinct_approvers(store: ApprovalStore, make: Factory) -> None:
-    """With two approvals needed: vote, duplicate vote, then the second approver decides."""
+async def test_a_vote_is_recorded_once_per_user(store: ApprovalStore, make: Factory) -> None:
+    """The same user voting twice adds one vote and one audit entry."""
     request = await make.add_request(store, approvals_required=2)
-
-    first = await decide(store, request, make, actor="U0BOB", minutes=1)
-    assert first.voted and not first.applied
-    assert first.request.status is RequestStatus.PENDING
-    assert [v.user for v in first.request.votes] == ["U0BOB"]
+    at = T0 + timedelta(minutes=1)
+    first = await store.record_vote(request.id, user="U0BOB", at=at,
+                                    audit=make.audit(request, kind="vote", actor="U0BOB"))
+    assert first.added and [v.user for v in first.request.votes] == ["U0BOB"]
     trail = await store.audit()
-
-    again = await decide(store, request, make, actor="U0BOB", minutes=2)
-    assert again.duplicate_vote and not again.applied
-    assert [v.user for v in again.request.votes] == ["U0BOB"]
+    again = await store.record_vote(request.id, user="U0BOB", at=at,
+                                    audit=make.audit(request, kind="vote", actor="U0BOB"))
+    assert not again.added and [v.user for v in again.request.votes] == ["U0BOB"]
     assert await store.audit() == trail
+    assert again.request.status is RequestStatus.PENDING
 
-    second = await decide(store, request, make, actor="U0CAROL", minutes=3)
-    assert second.applied
+
+async def test_no_vote_on_a_decided_request(store: ApprovalStore, make: Factory) -> None:
+    """A vote after the decision is not added."""
+    request = await make.add_request(store, approvals_required=2)
+    await decide(store, request, make, actor="U0CAROL", outcome=Outcome.REJECTED)
+    vote = await store.record_vote(request.id, user="U0BOB", at=T0,
+                                   audit=make.audit(request, kind="vote", actor="U0BOB"))
+    assert not vote.added and vote.request.votes == ()
+
+
+async def test_concurrent_votes_are_all_recorded(store: ApprovalStore, make: Factory) -> None:
+    """Two first voters at once: both votes count."""
+    request = await make.add_request(store, approvals_required=3)
+    results = await asyncio.gather(*(
+        store.record_vote(request.id, user=u, at=T0, audit=make.audit(request, actor=u))
+        for u in ("U0BOB", "U0CAROL")))
+    assert all(r.added for r in results)
     stored = await store.get_request(request.id)
-    assert stored == second.request
-    assert stored is not None and stored.status is RequestStatus.APPROVED
-    assert [(v.user, v.at) for v in stored.votes] == [
-        ("U0BOB", T0 + timedelta(minutes=1)), ("U0CAROL", T0 + timedelta(minutes=3))]
-    assert stored.decided_by == "U0CAROL"
+    assert stored is not None and {v.user for v in stored.votes} == {"U0BOB", "U0CAROL"}
 
 
-async def test_reject_during_quorum_applies_at_once(store: ApprovalStore, make: Factory) -> None:
-    """One rejection ends a quorum request even after an approval vote."""
+async def test_concurrent_final_decides_decide_once(store: ApprovalStore, make: Factory) -> None:
+    """Two last approvals racing to decide: one applies, and the trail shows one."""
     request = await make.add_request(store, approvals_required=2)
-    assert (await decide(store, request, make, actor="U0BOB")).voted
-    result = await decide(store, request, make, actor="U0CAROL", outcome=Outcome.REJECTED)
-    assert result.applied
-    assert result.request.status is RequestStatus.REJECTED
-    assert result.request.decided_by == "U0CAROL"
-
-
-async def test_policy_default_decides_a_quorum_at_once(
-    store: ApprovalStore, make: Factory
-) -> None:
-    """An approval that is not a vote (a policy default on timeout) ends a quorum at once."""
-    request = await make.add_request(store, approvals_required=3, on_timeout="approve")
-    assert (await decide(store, request, make, actor="U0BOB")).voted
-    at = T0 + timedelta(minutes=30)
-    result = await store.decide(
-        request.id, outcome=Outcome.APPROVED, actor="signoff", at=at,
-        comment="approved by default", audit=make.audit(request, at=at, actor="signoff"),
-        as_vote=False,
-    )
-    assert result.applied
-    assert result.request.status is RequestStatus.APPROVED
-    assert result.request.decided_by == "signoff"
-    assert [v.user for v in result.request.votes] == ["U0BOB"]
-
-
-async def test_concurrent_final_votes_decide_once(store: ApprovalStore, make: Factory) -> None:
-    """Two last approvals racing for a quorum of two: one applies, and the trail shows one."""
-    request = await make.add_request(store, approvals_required=2)
-    await decide(store, request, make, actor="U0BOB")
+    trail = len(await store.audit())
     results = list(await asyncio.gather(
         decide(store, request, make, actor="U0CAROL"),
         decide(store, request, make, actor="U0DAVE"),
     ))
     winner = one_winner(results)
     assert all(r.lost for r in results if r is not winner)
-    assert len(winner.request.votes) == 2
+    assert len(await store.audit()) == trail + 1
 
 
 # -- closing and the outbox ------------------------------------------------------------------
@@ -424,15 +537,17 @@ async def test_close_request_after_a_decision_fails(store: ApprovalStore, make: 
 
 
 async def test_awaiting_resume_lists_the_outbox(store: ApprovalStore, make: Factory) -> None:
-    """Queued and patched decisions await a resume; done and pending ones do not."""
-    queued, patched, done = [await make.add_request(store) for _ in range(3)]
+    """Decisions not yet consumed by their thread await a resume; done and pending do not."""
+    run = await make.add_run(store)
+    queued, done = [await make.add_request(store, run) for _ in range(2)]
     await make.add_request(store)  # still pending
-    for minute, request in enumerate((queued, patched, done), start=1):
+    for minute, request in enumerate((queued, done), start=1):
         await decide(store, request, make, actor="U0BOB", minutes=minute)
-    await store.set_resume_state(patched.id, ResumeState.PATCHED)
-    await store.set_resume_state(done.id, ResumeState.DONE)
+    await store.end_step(first_claim(run.id), StepEnd(
+        status=RunStatus.PAUSED, done=[(done.id, make.audit(done, kind="resume"))]))
     outbox = {r.id: r.resume_state for r in await store.awaiting_resume()}
-    assert outbox == {queued.id: ResumeState.QUEUED, patched.id: ResumeState.PATCHED}
+    assert outbox == {queued.id: ResumeState.QUEUED}
+    assert await store.count_pending() == 1
 
 
 # -- deadlines -------------------------------------------------------------------------------
@@ -515,7 +630,7 @@ async def test_decide_many_applies_each_in_one_go(store: ApprovalStore, make: Fa
     trail = len(await store.audit())
     results = await store.decide_many([
         Decision(request_id=r.id, outcome=Outcome.TIMED_OUT, actor="signoff", at=at,
-                 comment="no decision within 30 min", as_vote=False,
+                 comment="no decision within 30 min",
                  audit=make.audit(r, at=at, kind="timeout", actor="signoff",
                                   outcome="timed_out"))
         for r in (first, second, done)])
