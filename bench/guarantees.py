@@ -48,8 +48,10 @@ def _totals(prefix: str) -> int:
 
 
 def store_round_trips() -> None:
-    store_methods = [n for n, f in inspect.getmembers(SqliteApprovalStore, inspect.iscoroutinefunction)
-                     if not n.startswith("_") and n not in ("setup", "close", "ping")]
+    store_methods = [n for n, _ in inspect.getmembers(SqliteApprovalStore,
+                                                      inspect.iscoroutinefunction)
+                     if not n.startswith("_") and n not in ("setup", "close", "ping",
+                                                            "decide")]  # decide → decide_many
     _count(SqliteApprovalStore, "store", store_methods)
     _count(AsyncSqliteSaver, "saver", ["aget_tuple", "aput", "aput_writes", "alist"])
     with tempfile.TemporaryDirectory() as tmp, EmulatorServer(
