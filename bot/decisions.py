@@ -74,7 +74,8 @@ class Decisions:
         if outcome.decision not in request.decisions:
             return request, DecisionReply(False, messages.not_offered(outcome.decision))
         allowed = await self._directory.is_member(
-            self._policy.role_members(request.approvers_role), user)
+            self._policy.role_members(request.approvers_role), user,
+            guests=self._policy.guests)
         refusal = check_decision(request=request, user=user, outcome=outcome,
                                  members=frozenset({user} if allowed else ()))
         if refusal is not None:

@@ -42,6 +42,7 @@ from bot.pauses import build_request
 from bot.policy import Policy
 from bot.ports import Directory, Notifier
 from bot.store import ApprovalStore, Claim, Decision, LostClaimError, StepEnd
+from bot.text import code
 from bot.threads import GraphThreads, checkpoint_of, item_digest, parent_of, result_of
 from graphs.registry import GraphRegistry
 
@@ -578,7 +579,7 @@ class Gateway:
         """Cancel a paused run the user started; returns what to tell them."""
         run = await self._store.get_run(run_id)
         if run is None:
-            raise InvalidCommandError(f"There is no run `{run_id}`.")
+            raise InvalidCommandError(f"There is no run {code(run_id)}.")
         if run.requester != user:
             raise InvalidCommandError(f"Only <@{run.requester}> can cancel run `{run_id}`.")
         claim = await self._store.claim_run(run.id, owner=self._owner, now=self._clock.now(),

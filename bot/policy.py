@@ -45,6 +45,7 @@ class Policy:
         default_factory=lambda: {"reviewer": (ANYONE,)}
     )
     self_approval: bool = False
+    guests: bool = False  # whether "*" takes in guest accounts (never other workspaces)
     pause_tier: str = DEFAULT_PAUSE_TIER  # the floor of every graph's pauses...
     graph_tiers: Mapping[str, str] = field(default_factory=dict)  # ...unless set per graph
 

@@ -24,7 +24,7 @@ ON_TIMEOUT = ("reject", "approve")
 
 _CONFIRMED_TIERS = frozenset({"high", "critical"})
 _TOP_KEYS = ("roles", "defaults", "tiers", "graphs")
-_DEFAULT_KEYS = ("timeout", "on_timeout", "self_approval", "pause_tier")
+_DEFAULT_KEYS = ("timeout", "on_timeout", "self_approval", "pause_tier", "guests")
 _GRAPH_KEYS = ("tier",)
 _TIER_KEYS = (
     "approvers", "approvals", "timeout", "on_timeout", "confirm", "reversible", "self_approval",
@@ -57,6 +57,7 @@ def load_policy(path: Path) -> Policy:
       timeout               "90s", "30m", "2h", "1h30m", "1d" or seconds (int/float); 30m.
       on_timeout            "reject" (default) or "approve" (reversible tiers only).
       self_approval         may a requester approve their own request; false.
+      guests                whether "*" takes in guest accounts; false.
       pause_tier            the lowest tier of any graph's pauses; "medium". A payload may ask
                             for a stricter tier, never a looser one. If it is left out, the
                             "medium" tier must need an approval.
@@ -132,6 +133,7 @@ class _Defaults:
     timeout: timedelta = DEFAULT_TIMEOUT
     on_timeout: str = "reject"
     self_approval: bool = False
+    guests: bool = False
 
 
 def _policy(data: Mapping[str, Any]) -> Policy:
@@ -150,7 +152,8 @@ def _policy(data: Mapping[str, Any]) -> Policy:
     }
     pause_tier = _pause_tier(data.get("defaults", {}), tiers)
     return Policy(tiers=tiers, roles=roles, self_approval=defaults.self_approval,
-                  pause_tier=pause_tier, graph_tiers=_graphs(data.get("graphs", {}), tiers))
+                  guests=defaults.guests, pause_tier=pause_tier,
+                  graph_tiers=_graphs(data.get("graphs", {}), tiers))
 
 
 def _pause_tier(defaults: Mapping[str, Any], tiers: Mapping[str, Tier]) -> str:
@@ -206,6 +209,7 @@ def _defaults(raw: object) -> _Defaults:
         on_timeout=_on_timeout(table, where="defaults", default=fallback.on_timeout),
         self_approval=_bool(table, "self_approval", where="defaults",
                             default=fallback.self_approval),
+        guests=_bool(table, "guests", where="defaults", default=fallback.guests),
     )
 
 

@@ -550,3 +550,11 @@ def test_graph_misspelt_section_and_top_level_pause_tier(tmp_path: Path) -> None
         'graph: unknown key; did you mean "graphs"?')
     assert _error(tmp_path, 'pause_tier = "high"\n' + TIERS) == (
         "pause_tier: unknown top-level key; put pause_tier under [defaults]")
+
+
+def test_guests_are_off_unless_the_file_turns_them_on(tmp_path: Path) -> None:
+    """`[defaults] guests = true` lets "*" take in guest accounts; the default keeps them out."""
+    assert not Policy.default().guests
+    assert not _load(tmp_path, EXAMPLE).guests
+    on = _load(tmp_path, EXAMPLE.replace("[defaults]", "[defaults]\nguests = true", 1))
+    assert on.guests

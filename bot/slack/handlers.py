@@ -35,7 +35,7 @@ from bot.gateway import DecisionReply, Gateway, InvalidCommandError, new_id
 from bot.models import Outcome
 from bot.slack.directory import SlackDirectory
 from bot.slack.guard import workspace_guard
-from bot.text import decode_command_text
+from bot.text import code, decode_command_text
 
 __all__ = ["ACK_BUDGET", "register_handlers"]
 
@@ -96,7 +96,7 @@ def register_handlers(app: AsyncApp, *, gateway: Gateway, approval_channel: str 
             await respond(text)
             return
         if word not in gateway.registry:
-            await ack(f"I don't know a graph called `{word}`.\n"
+            await ack(f"I don't know a graph called {code(word)}.\n"
                       + messages.usage(gateway.registry.describe()))
             return
         if not rest.strip():
