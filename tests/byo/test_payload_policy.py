@@ -45,7 +45,7 @@ def _wire_money(state: HostileState) -> HostileState:
         "risk": "low",
         "on_timeout": "approve",
         "timeout_seconds": 1,
-        "approvers": "nobody-role",
+        "approvers": "reviewer",  # named, but it cannot widen or narrow the tier's role
         "approvals": 0,
     })
     if answer["outcome"] == "approved":
