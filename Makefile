@@ -1,5 +1,6 @@
 # signoff: `make run` starts the product (offline against the Slack emulator when no Slack
-# tokens are set); `make test` runs the whole test suite.
+# tokens are set); `make test` runs the whole test suite; `make lint` runs ruff and
+# `mypy --strict` (configured in pyproject.toml).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -24,6 +25,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check bot graphs tests bench
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qs
@@ -140,9 +140,10 @@ def signed_text(*, secret: str, body: bytes, timestamp: str | None, signature: s
 class _ParsedBoltRequest(AsyncBoltRequest):
     """A Bolt request carrying the payload the edge parsed, instead of Bolt's own parse."""
 
-    def __init__(self, *, raw_body: str, payload: dict[str, Any], headers: dict[str, str],
+    def __init__(self, *, raw_body: str, payload: dict[str, Any],
+                 headers: dict[str, str | Sequence[str]],
                  context: dict[str, Any] | None = None) -> None:
-        super().__init__(body="", headers=headers, context=context)  # type: ignore[arg-type]
+        super().__init__(body="", headers=headers, context=context)
         self.raw_body = raw_body  # Bolt's own signature check reads it
         self.body = payload
         self.context = build_async_context(AsyncBoltContext(context or {}), payload)
@@ -177,12 +178,12 @@ async def _connect_socket_mode(bolt: AsyncApp, app_token: str) -> AsyncIterator[
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
     socket = AsyncSocketModeHandler(bolt, app_token)
-    await socket.connect_async()  # type: ignore[no-untyped-call]
+    await socket.connect_async()  # type: ignore[no-untyped-call]  # Bolt leaves it unannotated
     log.info("connected to Slack in Socket Mode")
     try:
         yield
     finally:
-        await socket.close_async()  # type: ignore[no-untyped-call]
+        await socket.close_async()  # type: ignore[no-untyped-call]  # Bolt leaves it unannotated
 
 
 def build_bolt(settings: Settings, service: Service) -> AsyncApp:

@@ -6,7 +6,7 @@ import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, Protocol, TypedDict
 
 from langgraph.graph import END, StateGraph
 
@@ -75,6 +75,12 @@ class PipelineState(TypedDict, total=False):
     review: dict[str, Any]
     stopped_at: str
     result: str
+
+
+class _StateNode(Protocol):
+    """A node of the pipeline's graph: LangGraph's `add_node` passes the state as `state`."""
+
+    def __call__(self, state: PipelineState) -> dict[str, Any]: ...
 
 
 def _slug(name: str) -> str:
@@ -164,7 +170,7 @@ def build_pipeline(stages: Sequence[Stage]) -> StateGraph[PipelineState]:
     def after(index: int) -> str:
         return _run_node(stages[index + 1]) if index + 1 < total else "finish"
 
-    def make_run(index: int) -> Callable[[PipelineState], dict[str, Any]]:
+    def make_run(index: int) -> _StateNode:
         stage = stages[index]
 
         def run(state: PipelineState) -> dict[str, Any]:
@@ -180,7 +186,7 @@ def build_pipeline(stages: Sequence[Stage]) -> StateGraph[PipelineState]:
 
         return run
 
-    def make_review(index: int) -> Callable[[PipelineState], dict[str, Any]]:
+    def make_review(index: int) -> _StateNode:
         stage = stages[index]
 
         def review(state: PipelineState) -> dict[str, Any]:

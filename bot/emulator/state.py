@@ -131,7 +131,7 @@ class EmulatorState:
                 if parent is None:
                     raise ApiError("thread_not_found")
                 # Replies to a reply go to the thread's root, as in Slack.
-                root = parent.get("thread_ts", parent["ts"])
+                root: str = parent["thread_ts"] if "thread_ts" in parent else parent["ts"]
                 msg["thread_ts"] = root
                 root_msg = self._find(channel, root) or parent
                 root_msg["thread_ts"] = root

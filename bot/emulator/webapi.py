@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from bot.emulator.blockkit import validate_message_blocks, validate_view
 from bot.emulator.state import ApiError, EmulatorState
@@ -59,7 +59,7 @@ def _message_blocks(params: Json) -> list[Json] | None:
     errors = validate_message_blocks(blocks)
     if errors:
         raise ApiError("invalid_blocks", errors=errors)
-    return blocks
+    return cast(list[Json], blocks)  # the validator accepts only a list of block objects
 
 
 def _text_and_blocks(params: Json) -> tuple[str, list[Json] | None]:
@@ -117,7 +117,7 @@ def _view(params: Json) -> Json:
     errors = validate_view(view)
     if errors:
         raise ApiError("invalid_blocks" if view else "invalid_arguments", errors=errors)
-    return view
+    return cast(Json, view)  # the validator accepts only an object
 
 
 def views_open(state: EmulatorState, params: Json) -> Json:

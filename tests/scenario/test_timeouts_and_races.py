@@ -40,10 +40,12 @@ def test_nobody_answers_so_the_request_times_out_and_nothing_runs(
     emulator: EmulatorServer, start_bot: Callable[..., ThreadedBot],
     request_deploy: Callable[..., dict[str, Any]],
 ) -> None:
-    """A deadline of 1 s passes: the message says timed out (not rejected); nothing executes."""
+    """A deadline of 1 s passes: the message says timed out (not rejected); nothing executes,
+    and a reviewer whose Slack still shows the buttons is told so when they click."""
     executions = Executions()
     bot = start_bot(deps(executions, timeout=1.0))
     request = request_deploy("Ship api v2 to staging")
+    assert "signoff.approve" in buttons(request)
     updated = emulator.wait_for(
         lambda: (m := emulator.state.message(APPROVALS, request["ts"])) and not buttons(m) and m,
         timeout=4, message="request timed out")
@@ -53,9 +55,22 @@ def test_nobody_answers_so_the_request_times_out_and_nothing_runs(
     thread = emulator.wait_for(lambda: emulator.state.thread(APPROVALS, request["ts"]))
     assert "no decision within 1 s (timed out, nobody decided)" in thread[-1]["text"]
     assert executions.plans == []
+
+    # Bob's client drew the message before it timed out: he clicks Approve on that drawing.
+    told_before = len(emulator.state.ephemerals("U0BOB"))
     late = emulator.client.click(user="U0BOB", channel=APPROVALS, message_ts=request["ts"],
-                                 action_id="signoff.approve") if buttons(updated) else None
-    assert late is None  # no buttons are left to click
+                                 action_id="signoff.approve", as_shown=request)
+    assert late.status_code == 200, late.text
+    told = emulator.wait_for(lambda: emulator.state.ephemerals("U0BOB")[told_before:],
+                             message="the late reviewer is answered")
+    assert [e["text"] for e in told] == [
+        "This request already timed out (no decision within 1 s)."]
+    bot.idle()
+    assert executions.plans == []
+    now = emulator.state.message(APPROVALS, request["ts"])
+    assert now is not None and buttons(now) == [] and "Timed out*" in str(now["blocks"])
+    assert not [m for m in emulator.state.thread(APPROVALS, request["ts"])
+                if "finished: Executed" in m["text"]]
     audit = bot.call(lambda: bot.service.store.audit())
     assert [(e.kind, e.actor, e.outcome) for e in audit if e.kind in ("timeout", "decision")] \
         == [("timeout", "signoff", "timed_out")]
