@@ -53,12 +53,24 @@ def _check_startup(settings: Settings) -> None:
         raise typer.Exit(2) from None
 
 
+def _check_slack(settings: Settings) -> None:
+    """Refuse to serve when Slack says the token or SIGNOFF_CHANNEL cannot work: one line."""
+    from bot.service import StartupError, preflight
+
+    try:
+        asyncio.run(preflight(settings))
+    except StartupError as exc:
+        typer.echo(f"signoff: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 def _serve(settings: Settings) -> None:
     import uvicorn
 
     from bot.web import create_app
 
     _check_startup(settings)
+    _check_slack(settings)
     configure_logging(settings.log_level)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
                 log_config=None, access_log=False, lifespan="on")

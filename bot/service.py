@@ -32,6 +32,7 @@ __all__ = [
     "StartupError",
     "load_policy_for",
     "open_service",
+    "preflight",
     "registry_for",
 ]
 
@@ -107,6 +108,19 @@ async def _check_slack(*, client: AsyncWebClient, directory: SlackDirectory,
     if found.get("is_member") is False and not found.get("is_im"):
         raise StartupError(f"SIGNOFF_CHANNEL: the bot is not in channel {channel}; "
                            f"invite it with /invite")
+
+
+async def preflight(settings: Settings) -> None:
+    """Check Slack before serving (token, workspace, SIGNOFF_CHANNEL); raises StartupError."""
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
+    async with aiohttp.ClientSession() as session:
+        client = make_web_client(token=token, base_url=settings.slack_api_url, session=session)
+        directory = SlackDirectory(client=client, clock=SystemClock())
+        try:
+            await _check_slack(client=client, directory=directory, settings=settings)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise StartupError(f"SLACK_API_URL: cannot reach Slack at {settings.slack_api_url} "
+                               f"({type(exc).__name__})") from None
 
 
 @asynccontextmanager
