@@ -88,6 +88,7 @@ class EmulatorState:
         self._faults: dict[str, deque[Fault]] = {}
         self._calls: list[Call] = []
         self._deliveries: list[Delivery] = []
+        self._outside: set[str] = set()  # channels the bot is not (or no longer) a member of
 
     def reset(self) -> None:
         """Forget every message, view, trigger, fault and record; keep the workspace."""
@@ -102,6 +103,23 @@ class EmulatorState:
             self._faults.clear()
             self._calls.clear()
             self._deliveries.clear()
+            self._outside.clear()
+
+    # channel membership -------------------------------------------------
+    def remove_bot(self, channel: str) -> None:
+        """Take the bot out of `channel` (as /kick would): it cannot post there until invited."""
+        with self._lock:
+            self._outside.add(channel)
+
+    def invite_bot(self, channel: str) -> None:
+        """Put the bot back into `channel` (as /invite would)."""
+        with self._lock:
+            self._outside.discard(channel)
+
+    def bot_is_member(self, channel: str) -> bool:
+        """Whether the bot is in `channel`; it is in every channel unless removed."""
+        with self._lock:
+            return channel not in self._outside
 
     # ids -----------------------------------------------------------------
     def next_ts(self) -> str:

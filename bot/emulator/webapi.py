@@ -79,6 +79,8 @@ def auth_test(state: EmulatorState, params: Json) -> Json:
 
 def chat_post_message(state: EmulatorState, params: Json) -> Json:
     channel = _channel(state, params)
+    if not state.bot_is_member(channel):
+        raise ApiError("not_in_channel")
     text, blocks = _text_and_blocks(params)
     thread_ts = params.get("thread_ts") or None
     msg = state.post_message(channel=channel, text=text, blocks=blocks, thread_ts=thread_ts)
@@ -164,8 +166,11 @@ def conversations_open(state: EmulatorState, params: Json) -> Json:
 def conversations_info(state: EmulatorState, params: Json) -> Json:
     channel = _channel(state, params)
     name = state.workspace.channel_name(channel)
-    return {"channel": {"id": channel, "name": name, "is_channel": channel.startswith("C"),
-                        "is_im": channel.startswith("D")}}
+    found: Json = {"id": channel, "name": name, "is_channel": channel.startswith("C"),
+                   "is_im": channel.startswith("D")}
+    if not found["is_im"]:
+        found["is_member"] = state.bot_is_member(channel)
+    return {"channel": found}
 
 
 def chat_get_permalink(state: EmulatorState, params: Json) -> Json:

@@ -139,3 +139,21 @@ def test_an_external_user_acts_from_their_own_team(emulator: EmulatorServer,
     for body in (clicked, submitted):
         assert (body["user"]["team_id"], body["team"]["id"]) == ("T0OTHER", "T0SIGNOFF")
     assert tiny_bot.received[0]["team_id"] == "T0SIGNOFF"
+
+
+def test_a_view_is_submitted_by_its_owner_unless_a_test_forges_one(
+        emulator: EmulatorServer, tiny_bot: TinyBot) -> None:
+    """Another user cannot submit bob's modal; `any_owner` sends it anyway, signed, as them."""
+    ts = file_request(emulator)
+    emulator.client.click(user="U0BOB", channel=APPROVALS, message_ts=ts, action_id="reject")
+    view = emulator.wait_for(lambda: emulator.state.open_views("U0BOB"),
+                             message="no modal opened")[0]
+    values = {"reason": {"text": "not bob's call"}}
+    with pytest.raises(EmulatorError, match="not open for U0CAROL"):
+        emulator.client.submit_view(user="U0CAROL", view_id=view["id"], values=values)
+    res = emulator.client.submit_view(user="U0CAROL", view_id=view["id"], values=values,
+                                      any_owner=True)
+    assert res.status_code == 200
+    submitted = tiny_bot.received[-1]
+    assert (submitted["type"], submitted["user"]["id"], submitted["view"]["id"]) == (
+        "view_submission", "U0CAROL", view["id"])

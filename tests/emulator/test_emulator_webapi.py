@@ -85,6 +85,20 @@ def test_dm_users_and_groups(web_client: WebClient, emulator: EmulatorServer) ->
     assert emulator.state.last_message("D0ERIN") is not None
 
 
+def test_a_bot_removed_from_a_channel_cannot_post_there(web_client: WebClient,
+                                                       emulator: EmulatorServer) -> None:
+    """Removed: not_in_channel, and conversations.info says so; invited back, it posts."""
+    assert web_client.conversations_info(channel=APPROVALS)["channel"]["is_member"] is True
+    emulator.state.remove_bot(APPROVALS)
+    assert error_of(lambda: web_client.chat_postMessage(channel=APPROVALS, text="x")) == \
+        "not_in_channel"
+    assert web_client.conversations_info(channel=APPROVALS)["channel"]["is_member"] is False
+    assert web_client.chat_postMessage(channel="U0ALICE", text="a DM still works")["ok"]
+    assert emulator.state.messages(APPROVALS) == []
+    emulator.state.invite_bot(APPROVALS)
+    assert web_client.chat_postMessage(channel=APPROVALS, text="back")["ok"]
+
+
 def test_invalid_blocks_are_refused_and_not_stored(web_client: WebClient,
                                                    emulator: EmulatorServer) -> None:
     """Blocks Slack would refuse get invalid_blocks with the reasons, and nothing is stored."""
