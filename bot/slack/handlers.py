@@ -31,7 +31,7 @@ from bot.blocks import (
     edit_modal,
     text_modal,
 )
-from bot.gateway import DecisionReply, Gateway, InvalidCommandError, new_id
+from bot.gateway import Gateway, InvalidCommandError, new_id
 from bot.models import Outcome
 from bot.slack.directory import SlackDirectory
 from bot.slack.guard import workspace_guard
@@ -48,11 +48,44 @@ ACK_BUDGET = 2.0
 T = TypeVar("T")
 
 
-async def _recorded_then_ack(ack: AsyncAck, work: Awaitable[T], **ack_args: Any) -> T:
+async def _recorded_then_ack(ack: AsyncAck, work: Awaitable[T], *, body: dict[str, Any],
+                             client: AsyncWebClient, **ack_args: Any) -> T | None:
+    """Ack once `work` is done (or its budget is spent), then hand back its result.
+
+    A failure is told to the person here (None is returned) rather than raised: an error
+    leaving a listener after its ack can make Bolt miss the ack (it polls for it) and let
+    Slack's 3 s run out.
+    """
     task = asyncio.ensure_future(work)
     await asyncio.wait({task}, timeout=ACK_BUDGET)
     await ack(**ack_args)
-    return await task
+    try:
+        return await task
+    except Exception as exc:
+        await _tell_failure(exc, body, client)
+        return None
+
+
+async def _tell_failure(error: BaseException, body: dict[str, Any],
+                        client: AsyncWebClient) -> None:
+    """A click or submission that failed after it was received: say nothing was
+    recorded (when that is so, the store's transaction rolled back) and log why."""
+    ref = uuid.uuid4().hex[:8]
+    user = (body.get("user") or {}).get("id") or body.get("user_id")
+    channel = (body.get("channel") or {}).get("id") or body.get("channel_id")
+    if channel is None and body.get("view"):
+        channel = json.loads(body["view"].get("private_metadata") or "{}").get("channel")
+    actions = body.get("actions") or [{}]
+    log.error("handling a Slack request failed", exc_info=error,
+              extra={"ref": ref, "user": user, "request_id": actions[0].get("value"),
+                     "type": body.get("type") or "command"})
+    if user and channel:
+        try:
+            await client.chat_postEphemeral(channel=channel, user=user,
+                                            text=messages.nothing_recorded(ref=ref))
+        except Exception:
+            log.exception("could not tell the user their click failed", extra={"ref": ref})
+
 
 _AT_ONCE = {ACTION_APPROVE: Outcome.APPROVED, ACTION_IGNORE: Outcome.IGNORED}
 _MODAL_FOR = {  # button → (outcome checked before opening, modal's callback_id)
@@ -111,33 +144,40 @@ def register_handlers(app: AsyncApp, *, gateway: Gateway, approval_channel: str 
             log.exception("could not start run", extra={"run_id": run_id, "graph": word})
             await respond(f"Run `{run_id}` could not be started; nothing was done.")
 
+    async def open_modal(action_id: str, request_id: str, user: str, channel: str,
+                         body: dict[str, Any], client: AsyncWebClient) -> None:
+        outcome, callback_id = _MODAL_FOR[action_id]
+        request, refusal = await gateway.decisions.check(request_id=request_id, user=user,
+                                                         outcome=outcome)
+        if refusal is not None or request is None:
+            text = refusal.message if refusal and refusal.message \
+                else messages.unknown_request()
+            await client.chat_postEphemeral(channel=channel, user=user, text=text)
+            return
+        view = (edit_modal(request, channel=channel) if callback_id == EDIT_VIEW
+                else text_modal(request, channel=channel, callback_id=callback_id))
+        # Bind the modal to the person it opens for: only they may submit it.
+        meta = json.loads(view.get("private_metadata") or "{}")
+        view["private_metadata"] = json.dumps({**meta, "user": user})
+        await client.views_open(trigger_id=body["trigger_id"], view=view)
+
     async def on_button(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         action = body["actions"][0]
         action_id, request_id = action["action_id"], str(action.get("value", ""))
         user, channel = body["user"]["id"], body["channel"]["id"]
         if action_id not in _MODAL_FOR:
-            reply: DecisionReply = await _recorded_then_ack(
+            reply = await _recorded_then_ack(
                 ack, gateway.decisions.decide(request_id=request_id, user=user,
-                                              outcome=_AT_ONCE[action_id]))
-            if reply.message:
+                                              outcome=_AT_ONCE[action_id]),
+                body=body, client=client)
+            if reply is not None and reply.message:
                 await client.chat_postEphemeral(channel=channel, user=user, text=reply.message)
             return
         await ack()  # a modal opens first: its trigger_id lasts 3 s
-        if action_id in _MODAL_FOR:
-            outcome, callback_id = _MODAL_FOR[action_id]
-            request, refusal = await gateway.decisions.check(request_id=request_id, user=user,
-                                                   outcome=outcome)
-            if refusal is not None or request is None:
-                text = refusal.message if refusal and refusal.message \
-                    else messages.unknown_request()
-                await client.chat_postEphemeral(channel=channel, user=user, text=text)
-                return
-            view = (edit_modal(request, channel=channel) if callback_id == EDIT_VIEW
-                    else text_modal(request, channel=channel, callback_id=callback_id))
-            # Bind the modal to the person it opens for: only they may submit it.
-            meta = json.loads(view.get("private_metadata") or "{}")
-            view["private_metadata"] = json.dumps({**meta, "user": user})
-            await client.views_open(trigger_id=body["trigger_id"], view=view)
+        try:
+            await open_modal(action_id, request_id, user, channel, body, client)
+        except Exception as exc:  # told here: an error raised after the ack races Bolt
+            await _tell_failure(exc, body, client)
 
     async def on_text_submitted(
         ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
@@ -154,10 +194,10 @@ def register_handlers(app: AsyncApp, *, gateway: Gateway, approval_channel: str 
         if meta.get("user") != user:
             await ack(response_action="errors", errors={TEXT_BLOCK: messages.not_your_modal()})
             return
-        reply: DecisionReply = await _recorded_then_ack(ack, gateway.decisions.decide(
+        reply = await _recorded_then_ack(ack, gateway.decisions.decide(
             request_id=str(meta["request_id"]), user=user,
-            outcome=_TEXT_OUTCOME[callback_id], comment=text or None))
-        if reply.message:
+            outcome=_TEXT_OUTCOME[callback_id], comment=text or None), body=body, client=client)
+        if reply is not None and reply.message:
             await client.chat_postEphemeral(channel=meta["channel"], user=user,
                                             text=reply.message)
 
@@ -199,30 +239,15 @@ def register_handlers(app: AsyncApp, *, gateway: Gateway, approval_channel: str 
             await ack(response_action="errors", errors=errors)
             return
         user = body["user"]["id"]
-        reply: DecisionReply = await _recorded_then_ack(ack, gateway.decisions.decide(
-            request_id=request.id, user=user, outcome=Outcome.EDITED, edited_args=args))
-        if reply.message:
+        reply = await _recorded_then_ack(ack, gateway.decisions.decide(
+            request_id=request.id, user=user, outcome=Outcome.EDITED, edited_args=args),
+            body=body, client=client)
+        if reply is not None and reply.message:
             await client.chat_postEphemeral(channel=meta["channel"], user=user,
                                             text=reply.message)
 
     async def on_error(error: Exception, body: dict[str, Any], client: AsyncWebClient) -> None:
-        """A click or submission that failed after it was received: say nothing was
-        recorded (when that is so, the store's transaction rolled back) and log why."""
-        ref = uuid.uuid4().hex[:8]
-        user = (body.get("user") or {}).get("id") or body.get("user_id")
-        channel = (body.get("channel") or {}).get("id") or body.get("channel_id")
-        if channel is None and body.get("view"):
-            channel = json.loads(body["view"].get("private_metadata") or "{}").get("channel")
-        actions = body.get("actions") or [{}]
-        log.error("handling a Slack request failed", exc_info=error,
-                  extra={"ref": ref, "user": user, "request_id": actions[0].get("value"),
-                         "type": body.get("type") or "command"})
-        if user and channel:
-            try:
-                await client.chat_postEphemeral(channel=channel, user=user,
-                                                text=messages.nothing_recorded(ref=ref))
-            except Exception:
-                log.exception("could not tell the user their click failed", extra={"ref": ref})
+        await _tell_failure(error, body, client)
 
     async def on_foreign(*, user_id: str, team_id: str, body: dict[str, Any]) -> None:
         actions = body.get("actions") or [{}]

@@ -100,6 +100,26 @@ def test_a_click_that_fails_after_it_was_received_records_nothing(
     assert executions.calls == [f"Deploy plan for: {PRODUCTION}"]
 
 
+def test_a_click_that_fails_after_a_retry_is_still_answered_in_time(
+    emulator: EmulatorServer, start_bot: Callable[..., ThreadedBot], tmp_path: Path,
+    request_deploy: Callable[..., dict[str, Any]], executions: Counter,
+) -> None:
+    """The group lookup gets a 500, is retried (0.5-1.5 s later) and fails: each of three
+    such clicks is answered within 3 s and told nothing was recorded."""
+    bot = deploy_bot(start_bot, executions, SIGNOFF_POLICY=write_policy(tmp_path))
+    for n in range(3):
+        request = request_deploy(f"{PRODUCTION} #{n}")
+        told = len(emulator.state.ephemerals("U0CAROL"))
+        emulator.state.fail_next("usergroups.users.list", status=500)
+        emulator.state.fail_next("usergroups.users.list", status=200, error="fatal_error")
+        click_in_time(emulator, user="U0CAROL", message=request)
+        emulator.wait_for(lambda since=told: [e for e in emulator.state.ephemerals("U0CAROL")
+                                              [since:] if "nothing was recorded" in e["text"]],
+                          message="carol told nothing was recorded")
+        assert open_now(emulator, request)
+    assert decided(bot) == [] and executions.calls == []
+
+
 def test_a_modal_that_cannot_open_records_nothing(
     emulator: EmulatorServer, start_bot: Callable[..., ThreadedBot],
     request_deploy: Callable[..., dict[str, Any]], executions: Counter,
