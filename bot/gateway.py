@@ -277,10 +277,23 @@ class Gateway:
         settled = await self._settle(holder, [r for r in queued if r not in here], run)
         if not here:
             await self._ask(holder, run, state, settled)
+            return  # all let through by the policy: the next step resumes the thread
+        automatic = [r for r in here if r.status is RequestStatus.PENDING
+                     and not self._policy.tier(r.tier).pauses]
+        if automatic:
+            # The policy lets this tier through: decide on the record, go on holding the run.
+            # (Made by `_ask` one commit earlier; a crash in between lands here again.)
+            await self._approve_by_policy(run, automatic)
+            return
         if any(r.status is RequestStatus.PENDING for r in here):
             await self._end(holder, run, StepEnd(status=RunStatus.PAUSED, done=settled))
             raise _Stop
         decided = [r for r in here if r.resume_state is ResumeState.QUEUED]
+        if not decided and any(r.status is RequestStatus.CANCELLED for r in here):
+            # A cancel cut short between closing the requests and releasing the run.
+            await self._end(holder, run, StepEnd(status=RunStatus.CANCELLED, done=settled,
+                                                 result="cancelled"))
+            raise _Stop
         if not decided:
             log.error("a pause has no open or decided request; leaving it paused",
                       extra={"run_id": run.id, "checkpoint": checkpoint})
@@ -373,35 +386,37 @@ class Gateway:
         new = [(r, self._entry(run, kind="request", actor=SYSTEM_ACTOR, outcome="pending",
                                node=r.node, request_id=r.id,
                                detail=f"{r.tier}: {r.action.title}")) for r in built]
-        automatic = [r for r in built if not self._policy.tier(r.tier).pauses]
-        if automatic:
-            # The policy lets this tier through: record the requests, decide them on the
-            # record, and go on holding the run.
-            await self._end(holder, run, StepEnd(status=RunStatus.RUNNING, done=settled,
-                                                 new=new, release=False))
-            now = self._clock.now()
-            await self._store.decide_many([Decision(
-                request_id=r.id, outcome=Outcome.APPROVED, actor=SYSTEM_ACTOR, at=now,
-                comment=f"tier {r.tier} needs no approval",
-                audit=self._entry(run, kind="decision", actor=SYSTEM_ACTOR,
-                                  outcome="approved", node=r.node, request_id=r.id,
-                                  detail=f"tier {r.tier} needs no approval"))
-                for r in automatic])
-            return
         # Hold the run until its requests are posted, so a quick click's resume cannot report
         # the result before the run's Slack thread exists; it finds the run held and leaves
         # the resume to us (we look for decisions right after letting go). A crash here
-        # leaves the requests on record: the sweep posts them and a new holder lets go.
+        # leaves the requests on record: the sweep posts them and a new holder lets go, and
+        # `_step` decides those the policy lets through.
         pending = await self._end(holder, run, StepEnd(status=RunStatus.RUNNING, done=settled,
                                                        new=new, release=False))
+        automatic = [r for r in pending if not self._policy.tier(r.tier).pauses]
+        if automatic:
+            await self._approve_by_policy(run, automatic)
+        asked = [r for r in pending if r not in automatic]
+        if not asked:
+            return  # all let through: the next step resumes the thread
         log.info("run paused for approval", extra={
-            "run_id": run.id, "requests": [r.id for r in pending], "kind": items[0].kind})
+            "run_id": run.id, "requests": [r.id for r in asked], "kind": items[0].kind})
         self._on_new_deadline()
-        for request in pending:
+        for request in asked:
             holder.check()
             await self.post(request)
         await self._end(holder, run, StepEnd(status=RunStatus.PAUSED))
         raise _Stop
+
+    async def _approve_by_policy(self, run: Run, requests: Sequence[ApprovalRequest]) -> None:
+        now = self._clock.now()
+        await self._store.decide_many([Decision(
+            request_id=r.id, outcome=Outcome.APPROVED, actor=SYSTEM_ACTOR, at=now,
+            comment=f"tier {r.tier} needs no approval",
+            audit=self._entry(run, kind="decision", actor=SYSTEM_ACTOR, outcome="approved",
+                              node=r.node, request_id=r.id,
+                              detail=f"tier {r.tier} needs no approval"))
+            for r in requests])
 
     def _request(self, run: Run, item: ReviewItem, *, checkpoint: str, node: str,
                  now: datetime, previous: Sequence[ApprovalRequest]) -> ApprovalRequest:
@@ -556,11 +571,11 @@ class Gateway:
             if run_id not in self._held:
                 self._spawn(self._resume_run(run_id), name=f"resume {run_id}")
         for request in await self._store.unposted_requests(self._clock.now()):
-            self._spawn(self._post_quietly(request), name=f"post {request.id}")
+            self._spawn(self._post_in_background(request), name=f"post {request.id}")
         return len(runs)
 
-    async def _post_quietly(self, request: ApprovalRequest) -> None:
-        await self.post(request)
+    async def _post_in_background(self, request: ApprovalRequest) -> None:
+        await self.post(request)  # its bool is for callers that wait; the outbox retries
 
     async def refuse_foreign(self, *, user: str, team: str, request_id: str | None) -> None:
         """Audit a click, submission or command from outside the workspace (refused)."""

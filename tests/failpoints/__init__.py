@@ -27,6 +27,7 @@ POINTS: dict[str, tuple[str, str, str, str]] = {
     "after_resume": ("bot.threads", "GraphThreads", "resume", "after"),
     "before_end_step": ("bot.store.sqlite", "SqliteApprovalStore", "end_step", "before"),
     "after_end_step": ("bot.store.sqlite", "SqliteApprovalStore", "end_step", "after"),
+    "before_release_run": ("bot.store.sqlite", "SqliteApprovalStore", "release_run", "before"),
     "while_posting": ("bot.slack.notifier", "SlackNotifier", "post_request", "after"),
 }
 
