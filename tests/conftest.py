@@ -9,6 +9,7 @@ import pytest
 
 from bot.emulator.runner import EmulatorServer
 from bot.service import Deps
+from tests.pgserver import PgServer
 from tests.support import BOT_TOKEN, SIGNING_SECRET, ThreadedBot, bot_settings
 
 
@@ -16,6 +17,13 @@ from tests.support import BOT_TOKEN, SIGNING_SECRET, ThreadedBot, bot_settings
 def emulator() -> Iterator[EmulatorServer]:
     with EmulatorServer(bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET) as emu:
         yield emu
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One real PostgreSQL server for the whole session (from the machine's binaries)."""
+    with PgServer() as server:
+        yield server
 
 
 @pytest.fixture
