@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import typer
 import uvicorn
 from pydantic import SecretStr
 
 from bot.config import Settings
-from bot.emulator.runner import EmulatorServer
+from bot.emulator import EmulatorServer, rate_limits_from_env
 from bot.web import create_app
 
 __all__ = ["run_dev"]
@@ -24,7 +25,7 @@ def run_dev(settings: Settings, *, page_port: int, bot_port: int) -> None:
     """Serve the emulator's page on `page_port` and the bot on `bot_port` until Ctrl-C."""
     emulator = EmulatorServer(bot_token=DEV_BOT_TOKEN, signing_secret=DEV_SIGNING_SECRET,
                               events_url=f"http://127.0.0.1:{bot_port}/slack/events",
-                              port=page_port)
+                              port=page_port, rate_limits=rate_limits_from_env(os.environ))
     dev_settings = settings.model_copy(update={
         "slack_bot_token": SecretStr(DEV_BOT_TOKEN),
         "slack_signing_secret": SecretStr(DEV_SIGNING_SECRET),

@@ -7,6 +7,7 @@ from bot.emulator.client import (
     SlackEventsClient,
     sign_request,
 )
+from bot.emulator.ratelimits import RateLimits, rate_limits_from_env
 from bot.emulator.runner import EmulatorServer, ThreadedUvicorn, wait_for
 from bot.emulator.state import ApiError, Call, Delivery, EmulatorState
 from bot.emulator.workspace import EXTERNAL_TEAM_ID, SlackChannel, SlackUser, Workspace
@@ -20,6 +21,7 @@ __all__ = [
     "EmulatorError",
     "EmulatorServer",
     "EmulatorState",
+    "RateLimits",
     "SlackChannel",
     "SlackEventsClient",
     "SlackUser",
@@ -28,5 +30,6 @@ __all__ = [
     "sign_request",
     "validate_message_blocks",
     "validate_view",
+    "rate_limits_from_env",
     "wait_for",
 ]

@@ -12,6 +12,7 @@ import httpx
 import uvicorn
 
 from bot.emulator.client import SlackEventsClient
+from bot.emulator.ratelimits import RateLimits
 from bot.emulator.server import create_app
 from bot.emulator.state import EmulatorState
 from bot.emulator.workspace import (
@@ -74,20 +75,25 @@ class ThreadedUvicorn:
 
 
 class EmulatorServer:
-    """The emulated Slack: Web API at `.api_url`, web page at `.url`, signed client `.client`."""
+    """The emulated Slack: Web API at `.api_url`, web page at `.url`, signed client `.client`.
+
+    `rate_limits=True` answers 429 as Slack would (`RateLimits` for other numbers).
+    """
 
     def __init__(self, *, bot_token: str, signing_secret: str, events_url: str | None = None,
                  users: Iterable[SlackUser] | None = None,
                  usergroups: dict[str, Iterable[str]] | None = None,
                  channels: Iterable[SlackChannel] | None = None,
-                 clock: Callable[[], float] = time.time, port: int = 0) -> None:
+                 clock: Callable[[], float] = time.time, port: int = 0,
+                 rate_limits: RateLimits | bool = False) -> None:
         workspace = Workspace(
             users=tuple(users) if users is not None else default_users(),
             channels=tuple(channels) if channels is not None else default_channels(),
             usergroups={k: tuple(v) for k, v in usergroups.items()} if usergroups is not None
             else default_usergroups(),
         )
-        self.state = EmulatorState(workspace=workspace, bot_token=bot_token, clock=clock)
+        self.state = EmulatorState(workspace=workspace, bot_token=bot_token, clock=clock,
+                                   rate_limits=rate_limits)
         self._signing_secret = signing_secret
         self._events_url = events_url
         self._clock = clock

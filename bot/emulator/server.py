@@ -57,17 +57,27 @@ def create_app(*, state: EmulatorState,
         params.pop("token", None)
         fault = state.take_fault(method)
         if fault is not None:
-            body: Json = {"ok": False, "error": fault.error}
-            headers = ({"Retry-After": str(fault.retry_after)}
-                       if fault.status == 429 and fault.retry_after is not None else {})
-            state.record_call(method=method, params=params, status=fault.status, response=body)
-            return JSONResponse(body, status_code=fault.status, headers=headers)
+            retry_after = fault.retry_after if fault.status == 429 else None
+            return refuse(method, params, status=fault.status, error=fault.error,
+                          retry_after=retry_after)
+        channel = params.get("channel")
+        retry_after = state.admit(method, channel=str(channel) if channel else None)
+        if retry_after is not None:
+            return refuse(method, params, status=429, error="ratelimited",
+                          retry_after=retry_after)
         try:
             body = call_method(state, method=method, params=params, token=token)
         except ApiError as exc:
             body = {"ok": False, "error": exc.error, **exc.extra}
         state.record_call(method=method, params=params, status=200, response=body)
         return JSONResponse(body)
+
+    def refuse(method: str, params: Json, *, status: int, error: str,
+               retry_after: int | None) -> Response:
+        body: Json = {"ok": False, "error": error}
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+        state.record_call(method=method, params=params, status=status, response=body)
+        return JSONResponse(body, status_code=status, headers=headers)
 
     async def response_url(request: Request) -> Response:
         params = await _params(request)

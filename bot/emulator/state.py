@@ -6,11 +6,12 @@ import copy
 import secrets
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.emulator.ratelimits import RateLimiter, RateLimits
 from bot.emulator.workspace import Workspace
 
 __all__ = ["ApiError", "Call", "Delivery", "EmulatorState", "Fault"]
@@ -71,7 +72,8 @@ class EmulatorState:
     """Messages, views, triggers and the call log; every public method takes the lock."""
 
     def __init__(self, *, workspace: Workspace, bot_token: str,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 rate_limits: RateLimits | bool = False) -> None:
         self.workspace = workspace
         self.bot_token = bot_token
         self.clock = clock
@@ -89,6 +91,10 @@ class EmulatorState:
         self._calls: list[Call] = []
         self._deliveries: list[Delivery] = []
         self._outside: set[str] = set()  # channels the bot is not (or no longer) a member of
+        limits = rate_limits if isinstance(rate_limits, RateLimits) else (
+            RateLimits() if rate_limits else None)
+        self._limiter = RateLimiter(limits, clock=clock) if limits is not None else None
+        self._rate_limited: Counter[str] = Counter()
 
     def reset(self) -> None:
         """Forget every message, view, trigger, fault and record; keep the workspace."""
@@ -104,6 +110,9 @@ class EmulatorState:
             self._calls.clear()
             self._deliveries.clear()
             self._outside.clear()
+            self._rate_limited.clear()
+            if self._limiter is not None:
+                self._limiter.reset()
 
     # channel membership -------------------------------------------------
     def remove_bot(self, channel: str) -> None:
@@ -310,6 +319,23 @@ class EmulatorState:
         with self._lock:
             queue = self._faults.get(method)
             return queue.popleft() if queue else None
+
+    def admit(self, method: str, *, channel: str | None) -> int | None:
+        """None if Slack's rate limits let this call through, else its Retry-After in seconds."""
+        if self._limiter is None:
+            return None
+        with self._lock:
+            resolved = self.workspace.resolve_channel(channel) if channel else None
+            retry_after = self._limiter.admit(method, channel=resolved or channel)
+            if retry_after is not None:
+                self._rate_limited[method] += 1
+            return retry_after
+
+    @property
+    def rate_limited(self) -> Counter[str]:
+        """How many calls of each method were refused with 429 by the rate limits."""
+        with self._lock:
+            return Counter(self._rate_limited)
 
     def record_call(self, *, method: str, params: Json, status: int, response: Json) -> None:
         with self._lock:
