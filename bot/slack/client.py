@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 from aiohttp import ClientSession
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -10,7 +12,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-__all__ = ["make_web_client"]
+__all__ = ["make_web_client", "without_rate_limit_retries"]
 
 
 def make_web_client(
@@ -32,3 +34,15 @@ def make_web_client(
             AsyncServerErrorRetryHandler(max_retry_count=2),
         ],
     )
+
+
+def without_rate_limit_retries(client: AsyncWebClient) -> AsyncWebClient:
+    """The same client (token, URL, session, other retries) minus its handler that sleeps on 429.
+
+    For callers that pace themselves (`ChannelOutbox`): with it, slack_sdk would sleep out
+    the first three 429s of each call itself, every caller on its own, and give up after them.
+    """
+    twin = copy.copy(client)
+    twin.retry_handlers = [h for h in client.retry_handlers
+                           if not isinstance(h, AsyncRateLimitErrorRetryHandler)]
+    return twin

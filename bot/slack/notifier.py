@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
@@ -9,6 +10,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.blocks import request_message
 from bot.models import ApprovalRequest, Run
 from bot.policy import Policy
+from bot.slack.client import without_rate_limit_retries
+from bot.slack.outbox import ChannelOutbox, Sleep
 from bot.text import cut
 
 __all__ = ["SlackNotifier"]
@@ -20,11 +23,24 @@ _TEXT_MAX = 40_000  # Slack truncates a message's text past this; we cut it clea
 
 
 class SlackNotifier:
-    """Posts and redraws approval messages; the run's Slack thread holds everything else."""
+    """Posts and redraws approval messages; the run's Slack thread holds everything else.
 
-    def __init__(self, *, client: AsyncWebClient, policy: Policy) -> None:
+    Posts and updates queue per channel (`ChannelOutbox`), which waits out Slack's 429s; they
+    go through a twin of `client` without slack_sdk's 429 handler, so only the queue waits.
+    Ephemerals and conversations.open are workspace-wide limits, not a channel's: they use
+    `client` as given. Call `close()` once at shutdown.
+    """
+
+    def __init__(self, *, client: AsyncWebClient, policy: Policy,
+                 sleep: Sleep = asyncio.sleep) -> None:
         self._client = client
+        self._paced = without_rate_limit_retries(client)
+        self._outbox = ChannelOutbox(sleep=sleep)
         self._policy = policy
+
+    async def close(self) -> None:
+        """Stop the channels' senders; posts still queued raise OutboxClosedError."""
+        await self._outbox.close()
 
     def _confirm(self, request: ApprovalRequest) -> bool:
         return self._policy.tier(request.tier).confirm
@@ -33,15 +49,16 @@ class SlackNotifier:
         self, *, run: Run, request: ApprovalRequest, mention: str | None
     ) -> tuple[str, str]:
         body = request_message(request, run=run, confirm=self._confirm(request), mention=mention)
-        resp = await self._client.chat_postMessage(
-            channel=run.channel, thread_ts=run.thread_ts, **body, **_NO_UNFURL
-        )
+        resp = await self._outbox.send(run.channel, lambda: self._paced.chat_postMessage(
+            channel=run.channel, thread_ts=run.thread_ts, **body, **_NO_UNFURL))
         return str(resp["channel"]), str(resp["ts"])
 
     async def update_request(self, *, run: Run, request: ApprovalRequest) -> None:
-        assert request.channel is not None and request.message_ts is not None
+        channel, ts = request.channel, request.message_ts
+        assert channel is not None and ts is not None
         body = request_message(request, run=run, confirm=self._confirm(request))
-        await self._client.chat_update(channel=request.channel, ts=request.message_ts, **body)
+        await self._outbox.send(channel, lambda: self._paced.chat_update(
+            channel=channel, ts=ts, **body))
 
     async def post_in_thread(self, *, run: Run, text: str) -> str | None:
         """Post a line worded by bot.messages (mrkdwn, untrusted parts already inert).
@@ -49,10 +66,9 @@ class SlackNotifier:
         Sent as `text` alone, not blocks: the thread's blocks messages are the approval
         requests, and a line has nothing to lay out.
         """
-        resp = await self._client.chat_postMessage(
+        resp = await self._outbox.send(run.channel, lambda: self._paced.chat_postMessage(
             channel=run.channel, thread_ts=run.thread_ts, text=cut(text, _TEXT_MAX),
-            **_NO_UNFURL,
-        )
+            **_NO_UNFURL))
         return str(resp["ts"])
 
     async def tell(self, *, channel: str, user: str, text: str) -> None:
@@ -60,4 +76,5 @@ class SlackNotifier:
 
     async def tell_user(self, *, user: str, text: str) -> None:
         opened = await self._client.conversations_open(users=user)
-        await self._client.chat_postMessage(channel=str(opened["channel"]["id"]), text=text)
+        dm = str(opened["channel"]["id"])
+        await self._outbox.send(dm, lambda: self._paced.chat_postMessage(channel=dm, text=text))
