@@ -10,7 +10,7 @@ from typing import Any, TypeVar, cast
 
 from slack_sdk.errors import SlackApiError
 
-__all__ = ["ChannelOutbox", "OutboxClosedError", "retry_after"]
+__all__ = ["ChannelOutbox", "OutboxClosedError", "Sleep", "retry_after"]
 
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
