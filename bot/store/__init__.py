@@ -7,17 +7,22 @@ from bot.store.base import (
     DecisionResult,
     LostClaimError,
     StepEnd,
+    Taken,
     VoteResult,
-    open_store,
 )
+from bot.store.factory import Backend, open_backend, open_store, redact_url
 
 __all__ = [
     "ApprovalStore",
+    "Backend",
     "Claim",
     "Decision",
     "DecisionResult",
     "LostClaimError",
     "StepEnd",
+    "Taken",
     "VoteResult",
+    "open_backend",
     "open_store",
+    "redact_url",
 ]

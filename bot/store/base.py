@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,8 +24,8 @@ __all__ = [
     "DecisionResult",
     "LostClaimError",
     "StepEnd",
+    "Taken",
     "VoteResult",
-    "open_store",
 ]
 
 
@@ -76,6 +76,16 @@ class Claim:
     epoch: int
 
 
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """What claiming a run gives its new holder: the claim, the run as it now stands, and
+    all its requests (with their votes), oldest first, read in the claim's transaction."""
+
+    claim: Claim
+    run: Run
+    requests: list[ApprovalRequest]
+
+
 class LostClaimError(Exception):
     """A fenced write found that the claim's holder no longer holds the run."""
 
@@ -92,6 +102,9 @@ class StepEnd:
     `done`: decided requests whose decision the thread has now consumed (or refused), each
     with its audit entry; `new`: the next pause's requests with theirs; then the run takes
     `status` and the claim is released (or kept, with `release` False).
+
+    `post_until`: the posting lease the requests inserted from `new` start with. Their
+    creator posts them itself, so the outbox sweep leaves them alone until then.
     """
 
     status: RunStatus
@@ -101,6 +114,7 @@ class StepEnd:
     result: str | None = None
     error: str | None = None
     release: bool = True
+    post_until: datetime | None = None
 
 
 class ApprovalStore(abc.ABC):
@@ -117,11 +131,26 @@ class ApprovalStore(abc.ABC):
 
     @abc.abstractmethod
     async def close(self) -> None:
-        """Release the connection."""
+        """Release the connection (and stop listening)."""
 
     @abc.abstractmethod
     async def ping(self) -> bool:
         """True when the database answers a query."""
+
+    @abc.abstractmethod
+    async def ready(self) -> bool:
+        """True when the database answers and its schema is at the latest migration (for a
+        readiness probe); False, not an exception, when either is not so."""
+
+    @abc.abstractmethod
+    async def listen(self, callback: Callable[[], None]) -> None:
+        """Call `callback()` on the event loop whenever any process on this database may
+        have created or decided a request (so its scheduler looks at the deadlines again).
+
+        Returns once listening. Wakes may be spurious (this store's own writes, a reconnect)
+        and are coalesced; a backend that cannot hear other processes stores nothing and
+        returns, and its callers rely on their periodic look instead.
+        """
 
     # -- runs ------------------------------------------------------------------------------
 
@@ -144,10 +173,12 @@ class ApprovalStore(abc.ABC):
     @abc.abstractmethod
     async def claim_run(
         self, run_id: str, *, owner: str, now: datetime, lease_until: datetime
-    ) -> Claim | None:
+    ) -> Taken | None:
         """Take the run: paused, or running under an expired lease. The epoch goes up by one.
 
-        Returns the claim for exactly one of any concurrent callers; None for the others.
+        Returns what was taken (the claim, the run after it, and all the run's requests with
+        their votes, oldest first, as `requests_for_run` orders them, all read in the same
+        transaction) for exactly one of any concurrent callers; None for the others.
         """
 
     @abc.abstractmethod
@@ -175,7 +206,10 @@ class ApprovalStore(abc.ABC):
 
         Raises LostClaimError (and writes nothing) when the claim was lost. Requests in
         `end.new` that already exist for the same pause (a recovery that made them before)
-        are kept as they are. Returns the pending requests of the new pause.
+        are kept as they are; those inserted start with `end.post_until` as their posting
+        lease. Returns all the run's requests (with votes, oldest first, as
+        `requests_for_run` orders them) as they stand after the step's writes, read in the
+        same transaction.
         """
 
     @abc.abstractmethod
@@ -198,8 +232,16 @@ class ApprovalStore(abc.ABC):
         """The request with its votes, or None."""
 
     @abc.abstractmethod
-    async def set_request_message(self, request_id: str, *, channel: str, ts: str) -> None:
-        """Remember where the request's Slack message is; the run's thread too, if new."""
+    async def request_and_run(self, request_id: str) -> tuple[ApprovalRequest, Run] | None:
+        """The request (with its votes) and its run, read together; None if no such request."""
+
+    @abc.abstractmethod
+    async def set_request_message(
+        self, request_id: str, *, channel: str, ts: str
+    ) -> ApprovalRequest | None:
+        """Remember where the request's Slack message is (and end its posting lease); the
+        run's thread too, if it has none. Returns the request after (with its votes), or
+        None if there is no such request."""
 
     @abc.abstractmethod
     async def claim_post(self, request_id: str, *, now: datetime, until: datetime) -> bool:
@@ -273,8 +315,17 @@ class ApprovalStore(abc.ABC):
         """Decided requests whose thread has not finished resuming (the outbox)."""
 
     @abc.abstractmethod
-    async def due_requests(self, now: datetime, *, limit: int = 500) -> list[ApprovalRequest]:
-        """Pending requests whose deadline is at or before `now`."""
+    async def claim_due(
+        self, now: datetime, *, until: datetime, limit: int = 500
+    ) -> list[ApprovalRequest]:
+        """Take the job of firing due deadlines: pending requests whose deadline is at or
+        before `now` and whose firing lease is unset or has run out. Sets their lease to
+        `until` and returns them (with votes), soonest deadline first.
+
+        Concurrent callers (replicas) get disjoint sets. A lease, not a done mark: the caller
+        decides them with `decide_many`, whose compare-and-set is the real guard; if the
+        caller dies, they are claimable again once `until` has passed.
+        """
 
     @abc.abstractmethod
     async def next_deadline(self) -> datetime | None:
@@ -290,16 +341,3 @@ class ApprovalStore(abc.ABC):
     async def audit(self, *, run_id: str | None = None) -> list[AuditEntry]:
         """The audit trail in the order it was written."""
 
-
-async def open_store(database: str) -> ApprovalStore:
-    """Open the backend a `SIGNOFF_DATABASE` value names, schema ready."""
-    if database.startswith(("postgres://", "postgresql://")):
-        raise ValueError(
-            "SIGNOFF_DATABASE: the PostgreSQL backend is not available in this version; "
-            "use a SQLite file path"
-        )
-    from bot.store.sqlite import SqliteApprovalStore
-
-    store = await SqliteApprovalStore.from_path(database)
-    await store.setup()
-    return store

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +30,7 @@ from bot.store.base import (
     DecisionResult,
     LostClaimError,
     StepEnd,
+    Taken,
     VoteResult,
 )
 
@@ -123,6 +124,10 @@ MIGRATIONS: tuple[str, ...] = (
         ON signoff_requests (run_id, checkpoint_id, COALESCE(interrupt_id, ''), item);
     CREATE INDEX signoff_requests_unposted ON signoff_requests (post_until)
         WHERE status = 'pending' AND message_ts IS NULL;
+    """,
+    # A firing lease on due deadlines, so two schedulers do not time out the same requests.
+    """
+    ALTER TABLE signoff_requests ADD COLUMN fire_until REAL;
     """,
 )
 
@@ -264,6 +269,17 @@ class SqliteApprovalStore(ApprovalStore):
         rows = await self._fetchall("SELECT 1")
         return bool(rows) and rows[0][0] == 1
 
+    async def ready(self) -> bool:
+        try:
+            rows = await self._fetchall("SELECT MAX(v) FROM signoff_migrations")
+        except (sqlite3.Error, ValueError):  # no table yet; a closed connection
+            return False
+        return bool(rows) and rows[0][0] == len(MIGRATIONS) - 1
+
+    async def listen(self, callback: Callable[[], None]) -> None:
+        """Nothing to listen to: SQLite is one file on one host, and has no notifications.
+        Another process on the same file is seen through the scheduler's periodic look."""
+
     # -- runs ------------------------------------------------------------------------------
 
     async def create_run(self, run: Run, *, owner: str, lease_until: datetime) -> Claim:
@@ -317,17 +333,20 @@ class SqliteApprovalStore(ApprovalStore):
 
     async def claim_run(
         self, run_id: str, *, owner: str, now: datetime, lease_until: datetime
-    ) -> Claim | None:
+    ) -> Taken | None:
         async with self._tx() as db:
             async with db.execute(
                 "UPDATE signoff_runs SET status = 'running', claim_owner = ?, claim_until = ?, "
                 "claim_epoch = claim_epoch + 1 WHERE id = ? AND (status = 'paused' OR "
                 "(status = 'running' AND (claim_until IS NULL OR claim_until < ?))) "
-                "RETURNING claim_epoch",
+                f"RETURNING claim_epoch, {_RUN_COLUMNS}",
                 (owner, _ts(lease_until), run_id, _ts(now)),
             ) as cur:
                 row = await cur.fetchone()
-            return None if row is None else Claim(run_id=run_id, owner=owner, epoch=row[0])
+            if row is None:
+                return None
+            return Taken(claim=Claim(run_id=run_id, owner=owner, epoch=row["claim_epoch"]),
+                         run=_run(row), requests=await _run_requests(db, run_id))
 
     async def renew_claim(self, claim: Claim, *, lease_until: datetime) -> bool:
         async with self._tx() as db:
@@ -366,18 +385,15 @@ class SqliteApprovalStore(ApprovalStore):
                     "UPDATE signoff_requests SET resume_state = 'done' WHERE id = ?",
                     (request_id,))
                 await _insert_audit(db, entry)
-            made: list[str] = []
             for request, entry in end.new:
                 existing = await _select_requests(
                     db, "run_id = ? AND checkpoint_id = ? AND COALESCE(interrupt_id, '') = ? "
                     "AND item = ?", (request.run_id, request.checkpoint_id,
                                      request.interrupt_id or "", request.item))
                 if existing:
-                    made.append(existing[0].id)
                     continue
-                await _insert_request(db, request)
+                await _insert_request(db, request, post_until=end.post_until)
                 await _insert_audit(db, entry)
-                made.append(request.id)
             for entry in end.audit:
                 await _insert_audit(db, entry)
             if end.release:
@@ -387,11 +403,7 @@ class SqliteApprovalStore(ApprovalStore):
                 await db.execute(
                     "UPDATE signoff_runs SET status = ? WHERE id = ?",
                     (end.status.value, claim.run_id))
-            if not made:
-                return []
-            marks = ",".join("?" * len(made))
-            found = {r.id: r for r in await _select_requests(db, f"id IN ({marks})", made)}
-            return [found[i] for i in made if found[i].status is RequestStatus.PENDING]
+            return await _run_requests(db, claim.run_id)
 
     async def takeover_candidates(self, now: datetime, *, limit: int = 100) -> list[str]:
         rows = await self._fetchall(
@@ -426,7 +438,22 @@ class SqliteApprovalStore(ApprovalStore):
         found = await self._load_requests("id = ?", (request_id,))
         return found[0] if found else None
 
-    async def set_request_message(self, request_id: str, *, channel: str, ts: str) -> None:
+    async def request_and_run(self, request_id: str) -> tuple[ApprovalRequest, Run] | None:
+        async with self._lock:
+            found = await _select_requests(self._conn, "id = ?", (request_id,))
+            if not found:
+                return None
+            async with self._conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM signoff_runs WHERE id = ?", (found[0].run_id,)
+            ) as cur:
+                row = await cur.fetchone()
+        if row is None:
+            return None
+        return found[0], _run(row)
+
+    async def set_request_message(
+        self, request_id: str, *, channel: str, ts: str
+    ) -> ApprovalRequest | None:
         async with self._tx() as db:
             await db.execute(
                 "UPDATE signoff_requests SET channel = ?, message_ts = ?, post_until = NULL "
@@ -438,6 +465,8 @@ class SqliteApprovalStore(ApprovalStore):
                 "AND id = (SELECT run_id FROM signoff_requests WHERE id = ?)",
                 (channel, ts, request_id),
             )
+            found = await _select_requests(db, "id = ?", (request_id,))
+            return found[0] if found else None
 
     async def claim_post(self, request_id: str, *, now: datetime, until: datetime) -> bool:
         async with self._tx() as db:
@@ -461,7 +490,7 @@ class SqliteApprovalStore(ApprovalStore):
     async def unposted_requests(self, now: datetime, *, limit: int = 50) -> list[ApprovalRequest]:
         return await self._load_requests(
             "status = 'pending' AND message_ts IS NULL AND "
-            f"(post_until IS NULL OR post_until < ?) ORDER BY created_at LIMIT {int(limit)}",
+            f"(post_until IS NULL OR post_until < ?) ORDER BY created_at, rowid LIMIT {int(limit)}",
             (_ts(now),),
         )
 
@@ -480,10 +509,11 @@ class SqliteApprovalStore(ApprovalStore):
         return int(rows[0][0])
 
     async def requests_for_run(self, run_id: str) -> list[ApprovalRequest]:
-        return await self._load_requests("run_id = ? ORDER BY created_at, round", (run_id,))
+        async with self._lock:
+            return await _run_requests(self._conn, run_id)
 
     async def pending_requests(self, *, limit: int | None = None) -> list[ApprovalRequest]:
-        sql = "status = 'pending' ORDER BY deadline"
+        sql = "status = 'pending' ORDER BY deadline, rowid"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return await self._load_requests(sql, ())
@@ -541,14 +571,25 @@ class SqliteApprovalStore(ApprovalStore):
 
     async def awaiting_resume(self) -> list[ApprovalRequest]:
         return await self._load_requests(
-            "resume_state = 'queued' ORDER BY decided_at", ()
+            "resume_state = 'queued' ORDER BY decided_at, rowid", ()
         )
 
-    async def due_requests(self, now: datetime, *, limit: int = 500) -> list[ApprovalRequest]:
-        return await self._load_requests(
-            f"status = 'pending' AND deadline <= ? ORDER BY deadline LIMIT {int(limit)}",
-            (_ts(now),),
-        )
+    async def claim_due(
+        self, now: datetime, *, until: datetime, limit: int = 500
+    ) -> list[ApprovalRequest]:
+        async with self._tx() as db:
+            async with db.execute(
+                "UPDATE signoff_requests SET fire_until = ? WHERE id IN ("
+                "SELECT id FROM signoff_requests WHERE status = 'pending' AND deadline <= ? "
+                "AND (fire_until IS NULL OR fire_until < ?) "
+                f"ORDER BY deadline, rowid LIMIT {int(limit)}) RETURNING id",
+                (_ts(until), _ts(now), _ts(now)),
+            ) as cur:
+                ids = [r[0] for r in await cur.fetchall()]
+            if not ids:
+                return []
+            marks = ",".join("?" * len(ids))
+            return await _select_requests(db, f"id IN ({marks}) ORDER BY deadline, rowid", ids)
 
     async def next_deadline(self) -> datetime | None:
         rows = await self._fetchall(
@@ -665,10 +706,17 @@ async def _select_requests(
     return [_request(r, votes[r["id"]]) for r in rows]
 
 
-async def _insert_request(db: aiosqlite.Connection, request: ApprovalRequest) -> None:
+async def _run_requests(db: aiosqlite.Connection, run_id: str) -> list[ApprovalRequest]:
+    """All of a run's requests, oldest first (inside the caller's transaction)."""
+    return await _select_requests(db, "run_id = ? ORDER BY created_at, round, rowid",
+                                  (run_id,))
+
+
+async def _insert_request(db: aiosqlite.Connection, request: ApprovalRequest, *,
+                          post_until: datetime | None = None) -> None:
     await db.execute(
-        f"INSERT INTO signoff_requests ({_REQUEST_COLUMNS}) "
-        f"VALUES ({', '.join('?' * 29)})",
+        f"INSERT INTO signoff_requests ({_REQUEST_COLUMNS}, post_until) "
+        f"VALUES ({', '.join('?' * 30)})",
         (
             request.id,
             request.run_id,
@@ -699,6 +747,7 @@ async def _insert_request(db: aiosqlite.Connection, request: ApprovalRequest) ->
             json.dumps(request.options),
             None if request.edited_args is None else json.dumps(request.edited_args),
             request.applied_checkpoint,
+            None if post_until is None else _ts(post_until),
         ),
     )
 

@@ -10,46 +10,14 @@ import pytest
 
 from bot.models import (
     ActionSpec,
-    ApprovalRequest,
     Outcome,
     RequestStatus,
     ResumeState,
     RunStatus,
 )
-from bot.store.base import ApprovalStore, Claim, Decision, DecisionResult, LostClaimError, StepEnd
+from bot.store.base import ApprovalStore, Claim, Decision, LostClaimError, StepEnd
 from tests.store.conftest import T0, Backend, Factory
-
-LEASE = timedelta(minutes=15)
-
-
-async def decide(
-    store: ApprovalStore,
-    request: ApprovalRequest,
-    make: Factory,
-    *,
-    actor: str,
-    outcome: Outcome = Outcome.APPROVED,
-    minutes: float = 1,
-    comment: str | None = None,
-) -> DecisionResult:
-    at = T0 + timedelta(minutes=minutes)
-    return await store.decide(
-        request.id, outcome=outcome, actor=actor, at=at, comment=comment,
-        audit=make.audit(request, at=at, actor=actor, outcome=outcome.value),
-    )
-
-
-def first_claim(run_id: str) -> Claim:
-    """The claim `make.add_run` gives worker-1."""
-    return Claim(run_id=run_id, owner="worker-1", epoch=1)
-
-
-def one_winner(results: list[DecisionResult]) -> DecisionResult:
-    """The single applied result among `results` (fails unless exactly one applied)."""
-    applied = [r for r in results if r.applied]
-    assert len(applied) == 1, results
-    return applied[0]
-
+from tests.store.helpers import LEASE, decide, first_claim, one_winner
 
 # -- schema ----------------------------------------------------------------------------------
 
@@ -108,7 +76,7 @@ async def test_one_of_two_concurrent_claims_wins(store: ApprovalStore, make: Fac
         for owner in ("worker-a", "worker-b")
     ))
     won = [c for c in claims if c is not None]
-    assert len(won) == 1 and won[0].epoch == 2
+    assert len(won) == 1 and won[0].claim.epoch == 2
     stored = await store.get_run(run.id)
     assert stored is not None and stored.status is RunStatus.RUNNING
 
@@ -133,10 +101,10 @@ async def test_claim_respects_a_live_lease(store: ApprovalStore, make: Factory) 
     assert await store.claim_run(run.id, owner="worker-2", now=early,
                                  lease_until=early + LEASE) is None
     late = T0 + timedelta(minutes=16)
-    claim = await store.claim_run(run.id, owner="worker-2", now=late, lease_until=late + LEASE)
-    assert claim is not None
+    taken = await store.claim_run(run.id, owner="worker-2", now=late, lease_until=late + LEASE)
+    assert taken is not None
     assert not await store.release_run(first_claim(run.id), status=RunStatus.FINISHED)
-    assert await store.release_run(claim, status=RunStatus.FINISHED, result="deployed")
+    assert await store.release_run(taken.claim, status=RunStatus.FINISHED, result="deployed")
     stored = await store.get_run(run.id)
     assert stored is not None
     assert (stored.status, stored.result) == (RunStatus.FINISHED, "deployed")
@@ -158,10 +126,10 @@ async def test_the_same_owner_reclaiming_gets_a_new_epoch(
     run = await make.add_run(store)
     await store.release_run(first_claim(run.id), status=RunStatus.PAUSED)
     again = await store.claim_run(run.id, owner="worker-1", now=T0, lease_until=T0 + LEASE)
-    assert again is not None and again.epoch == 2
+    assert again is not None and again.claim.epoch == 2
     assert not await store.renew_claim(first_claim(run.id), lease_until=T0 + LEASE)
     assert not await store.release_run(first_claim(run.id), status=RunStatus.FAILED)
-    assert await store.renew_claim(again, lease_until=T0 + LEASE)
+    assert await store.renew_claim(again.claim, lease_until=T0 + LEASE)
 
 
 async def test_expired_claim_is_taken_at_once(store: ApprovalStore, make: Factory) -> None:
@@ -209,8 +177,8 @@ async def test_end_step_commits_everything_or_nothing(
         await store.end_step(first_claim(run.id), end)
     assert await store.audit() == trail
     assert await store.get_request(nxt.id) is None
-    pending = await store.end_step(taker, end)
-    assert [r.id for r in pending] == [nxt.id]
+    after_step = await store.end_step(taker.claim, end)
+    assert [r.id for r in after_step] == [decided.id, nxt.id]
     stored = await store.get_request(decided.id)
     assert stored is not None and stored.resume_state is ResumeState.DONE
     after = await store.get_run(run.id)
@@ -226,10 +194,10 @@ async def test_end_step_keeps_requests_made_for_the_same_pause(
     first = make.request(run, checkpoint_id="ckpt-9")
     await store.end_step(first_claim(run.id), StepEnd(
         status=RunStatus.PAUSED, new=[(first, make.requested(first))]))
-    claim = await store.claim_run(run.id, owner="worker-2", now=T0, lease_until=T0 + LEASE)
-    assert claim is not None
+    taken = await store.claim_run(run.id, owner="worker-2", now=T0, lease_until=T0 + LEASE)
+    assert taken is not None
     again = make.request(run, checkpoint_id="ckpt-9")
-    pending = await store.end_step(claim, StepEnd(
+    pending = await store.end_step(taken.claim, StepEnd(
         status=RunStatus.PAUSED, new=[(again, make.requested(again))]))
     assert [r.id for r in pending] == [first.id]
     assert [r.id for r in await store.requests_for_run(run.id)] == [first.id]
@@ -316,11 +284,17 @@ async def test_create_request_writes_its_audit_entry(store: ApprovalStore, make:
 
 
 async def test_set_request_message(store: ApprovalStore, make: Factory) -> None:
-    """The request remembers where its Slack message is."""
-    request = await make.add_request(store)
-    await store.set_request_message(request.id, channel="C0X", ts="1700000000.000400")
-    assert await store.get_request(request.id) == replace(
-        request, channel="C0X", message_ts="1700000000.000400")
+    """The request remembers where its Slack message is, and returns its row after (with
+    its votes); an unknown request gives None."""
+    request = await make.add_request(store, approvals_required=2)
+    await store.record_vote(request.id, user="U0BOB", at=T0,
+                            audit=make.audit(request, kind="vote"))
+    after = await store.set_request_message(request.id, channel="C0X", ts="1700000000.000400")
+    assert after is not None and [v.user for v in after.votes] == ["U0BOB"]
+    assert after == replace(request, channel="C0X", message_ts="1700000000.000400",
+                            votes=after.votes)
+    assert await store.get_request(request.id) == after
+    assert await store.set_request_message("no-such-request", channel="C0X", ts="1.1") is None
 
 
 async def test_requests_for_run_oldest_first(store: ApprovalStore, make: Factory) -> None:
@@ -551,24 +525,6 @@ async def test_awaiting_resume_lists_the_outbox(store: ApprovalStore, make: Fact
 
 
 # -- deadlines -------------------------------------------------------------------------------
-
-
-async def test_due_requests_in_deadline_order(store: ApprovalStore, make: Factory) -> None:
-    """Due means deadline at or before now, soonest first; later and decided ones wait."""
-    third = await make.add_request(store, deadline=T0 + timedelta(minutes=3))
-    first = await make.add_request(store, deadline=T0 + timedelta(minutes=1))
-    second = await make.add_request(store, deadline=T0 + timedelta(minutes=2))
-    decided = await make.add_request(store, deadline=T0)
-    await decide(store, decided, make, actor="U0BOB", minutes=0)
-
-    assert await store.due_requests(T0 + timedelta(seconds=59)) == []
-    assert [r.id for r in await store.due_requests(T0 + timedelta(minutes=1))] == [first.id]
-    due = await store.due_requests(T0 + timedelta(minutes=2))
-    assert [r.id for r in due] == [first.id, second.id]
-    assert [r.id for r in await store.due_requests(T0 + timedelta(hours=1), limit=2)] == [
-        first.id, second.id]
-    everything = await store.due_requests(T0 + timedelta(hours=1))
-    assert [r.id for r in everything] == [first.id, second.id, third.id]
 
 
 async def test_next_deadline_is_the_earliest_pending(store: ApprovalStore, make: Factory) -> None:

@@ -1,0 +1,287 @@
+"""The PostgreSQL backend's schema (ordered migrations), its shared SQL and row mapping."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from psycopg.types.json import Json
+
+from bot.models import (
+    ActionSpec,
+    ApprovalRequest,
+    AuditEntry,
+    RequestStatus,
+    ResumeState,
+    Run,
+    RunStatus,
+    Vote,
+)
+
+__all__ = [
+    "AUDIT_COLUMNS",
+    "INSERT_AUDIT",
+    "INSERT_REQUEST",
+    "INSERT_REQUEST_IF_NEW",
+    "MIGRATIONS",
+    "MIGRATION_LOCK",
+    "RUN_COLUMNS",
+    "WAKE_CHANNEL",
+    "audit_params",
+    "audit_row",
+    "request_params",
+    "request_row",
+    "requests_sql",
+    "run_row",
+]
+
+# pg_advisory_xact_lock key held while migrating, so replicas starting at once migrate once.
+MIGRATION_LOCK = 0x5349474E4F4601  # "SIGNOF" + 1
+
+# The channel every replica LISTENs on; a transaction that creates or decides requests
+# notifies it (delivered at commit).
+WAKE_CHANNEL = "signoff_wake"
+
+# Ordered; entry i moves the schema from version i to i + 1. Never edit a shipped entry.
+# JSON columns are `json`, not `jsonb`: the text is kept as written, so a tool's arguments
+# come back in the order the agent gave them (as on SQLite).
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE signoff_runs (
+        id text PRIMARY KEY,
+        graph text NOT NULL,
+        task text NOT NULL,
+        requester text NOT NULL,
+        channel text NOT NULL,
+        thread_ts text,
+        status text NOT NULL,
+        created_at timestamptz NOT NULL,
+        result text,
+        error text,
+        claim_owner text,
+        claim_until timestamptz,
+        claim_epoch bigint NOT NULL DEFAULT 0
+    );
+    CREATE INDEX signoff_runs_status ON signoff_runs (status);
+    CREATE INDEX signoff_runs_claims ON signoff_runs (claim_until) WHERE status = 'running';
+
+    CREATE TABLE signoff_requests (
+        seq bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+        id text PRIMARY KEY,
+        run_id text NOT NULL REFERENCES signoff_runs (id),
+        graph text NOT NULL,
+        node text NOT NULL,
+        checkpoint_id text NOT NULL,
+        action json NOT NULL,
+        action_hash text NOT NULL,
+        tier text NOT NULL,
+        approvers_role text NOT NULL,
+        approvals_required integer NOT NULL,
+        self_approval boolean NOT NULL,
+        requester text NOT NULL,
+        status text NOT NULL,
+        created_at timestamptz NOT NULL,
+        deadline timestamptz NOT NULL,
+        channel text,
+        message_ts text,
+        round integer NOT NULL,
+        decided_by text,
+        decided_at timestamptz,
+        comment text,
+        resume_state text NOT NULL,
+        on_timeout text NOT NULL DEFAULT 'reject',
+        kind text NOT NULL DEFAULT 'static',
+        interrupt_id text,
+        item integer NOT NULL DEFAULT 0,
+        options json NOT NULL DEFAULT '{}',
+        edited_args json,
+        applied_checkpoint text,
+        post_until timestamptz,
+        post_attempts integer NOT NULL DEFAULT 0,
+        fire_until timestamptz
+    );
+    CREATE INDEX signoff_requests_run ON signoff_requests (run_id);
+    CREATE INDEX signoff_requests_pending ON signoff_requests (deadline)
+        WHERE status = 'pending';
+    CREATE INDEX signoff_requests_outbox ON signoff_requests (resume_state)
+        WHERE resume_state IN ('queued', 'patched');
+    CREATE UNIQUE INDEX signoff_requests_pause
+        ON signoff_requests (run_id, checkpoint_id, COALESCE(interrupt_id, ''), item);
+    CREATE INDEX signoff_requests_unposted ON signoff_requests (post_until)
+        WHERE status = 'pending' AND message_ts IS NULL;
+
+    CREATE TABLE signoff_votes (
+        request_id text NOT NULL REFERENCES signoff_requests (id),
+        user_id text NOT NULL,
+        at timestamptz NOT NULL,
+        seq bigint GENERATED ALWAYS AS IDENTITY,
+        PRIMARY KEY (request_id, user_id)
+    );
+
+    CREATE TABLE signoff_audit (
+        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        at timestamptz NOT NULL,
+        kind text NOT NULL,
+        actor text NOT NULL,
+        outcome text NOT NULL,
+        run_id text NOT NULL,
+        graph text NOT NULL,
+        node text,
+        request_id text,
+        detail text NOT NULL
+    );
+    CREATE INDEX signoff_audit_run ON signoff_audit (run_id);
+    CREATE FUNCTION signoff_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            RAISE EXCEPTION 'the audit trail is append-only (% refused)', TG_OP;
+        END
+    $$;
+    -- Per statement, so even a statement that matches no row is refused.
+    CREATE TRIGGER signoff_audit_no_change BEFORE UPDATE OR DELETE ON signoff_audit
+        FOR EACH STATEMENT EXECUTE FUNCTION signoff_audit_append_only();
+    CREATE TRIGGER signoff_audit_no_truncate BEFORE TRUNCATE ON signoff_audit
+        FOR EACH STATEMENT EXECUTE FUNCTION signoff_audit_append_only();
+    """,
+)
+
+RUN_COLUMNS = ("id", "graph", "task", "requester", "channel", "thread_ts", "status",
+               "created_at", "result", "error")
+
+_REQUEST_COLUMNS = (
+    "id", "run_id", "graph", "node", "checkpoint_id", "action", "action_hash", "tier",
+    "approvers_role", "approvals_required", "self_approval", "requester", "status",
+    "created_at", "deadline", "channel", "message_ts", "round", "decided_by", "decided_at",
+    "comment", "resume_state", "on_timeout", "kind", "interrupt_id", "item", "options",
+    "edited_args", "applied_checkpoint",
+)
+
+AUDIT_COLUMNS = ("at", "kind", "actor", "outcome", "run_id", "graph", "node", "request_id",
+                 "detail")
+
+INSERT_REQUEST = (
+    f"INSERT INTO signoff_requests ({', '.join(_REQUEST_COLUMNS)}, post_until) "
+    f"VALUES ({', '.join(['%s'] * (len(_REQUEST_COLUMNS) + 1))})"
+)
+# The same pause item again (a recovery asking twice), or the same id: keep the first.
+INSERT_REQUEST_IF_NEW = INSERT_REQUEST + " ON CONFLICT DO NOTHING RETURNING id"
+
+INSERT_AUDIT = (
+    f"INSERT INTO signoff_audit ({', '.join(AUDIT_COLUMNS)}) "
+    f"VALUES ({', '.join(['%s'] * len(AUDIT_COLUMNS))})"
+)
+
+# A request's votes in the same query (one round trip, no N+1), in the order they came.
+_VOTES = (
+    "CROSS JOIN LATERAL (SELECT array_agg(v.user_id ORDER BY v.at, v.seq) AS vote_users, "
+    "array_agg(v.at ORDER BY v.at, v.seq) AS vote_ats "
+    "FROM signoff_votes v WHERE v.request_id = r.id) v"
+)
+
+
+def requests_sql(where: str, *, source: str = "signoff_requests r", with_run: bool = False
+                 ) -> str:
+    """SELECT requests (aliased `r`) with their votes from `source`, filtered by `where`
+    (which may end in ORDER BY / LIMIT); with `with_run`, the run's columns as `u_*`."""
+    columns = ", ".join(f"r.{c}" for c in _REQUEST_COLUMNS)
+    join = ""
+    if with_run:
+        columns += ", " + ", ".join(f"u.{c} AS u_{c}" for c in RUN_COLUMNS)
+        join = "JOIN signoff_runs u ON u.id = r.run_id "
+    return (f"SELECT {columns}, v.vote_users, v.vote_ats FROM {source} {join}{_VOTES} "
+            f"WHERE {where}")
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+def _utc_or_none(value: datetime | None) -> datetime | None:
+    return None if value is None else value.astimezone(UTC)
+
+
+def run_row(row: dict[str, Any], *, prefix: str = "") -> Run:
+    return Run(
+        id=row[prefix + "id"],
+        graph=row[prefix + "graph"],
+        task=row[prefix + "task"],
+        requester=row[prefix + "requester"],
+        channel=row[prefix + "channel"],
+        thread_ts=row[prefix + "thread_ts"],
+        status=RunStatus(row[prefix + "status"]),
+        created_at=_utc(row[prefix + "created_at"]),
+        result=row[prefix + "result"],
+        error=row[prefix + "error"],
+    )
+
+
+def request_row(row: dict[str, Any]) -> ApprovalRequest:
+    votes = tuple(Vote(user=u, at=_utc(a))
+                  for u, a in zip(row["vote_users"] or (), row["vote_ats"] or (), strict=True))
+    return ApprovalRequest(
+        id=row["id"],
+        run_id=row["run_id"],
+        graph=row["graph"],
+        node=row["node"],
+        checkpoint_id=row["checkpoint_id"],
+        action=ActionSpec.from_json(row["action"]),
+        action_hash=row["action_hash"],
+        tier=row["tier"],
+        approvers_role=row["approvers_role"],
+        approvals_required=row["approvals_required"],
+        self_approval=row["self_approval"],
+        requester=row["requester"],
+        status=RequestStatus(row["status"]),
+        created_at=_utc(row["created_at"]),
+        deadline=_utc(row["deadline"]),
+        channel=row["channel"],
+        message_ts=row["message_ts"],
+        round=row["round"],
+        decided_by=row["decided_by"],
+        decided_at=_utc_or_none(row["decided_at"]),
+        comment=row["comment"],
+        resume_state=ResumeState(row["resume_state"]),
+        votes=votes,
+        on_timeout=row["on_timeout"],
+        kind=row["kind"],
+        interrupt_id=row["interrupt_id"],
+        item=row["item"],
+        options=row["options"],
+        edited_args=row["edited_args"],
+        applied_checkpoint=row["applied_checkpoint"],
+    )
+
+
+def audit_row(row: dict[str, Any]) -> AuditEntry:
+    return AuditEntry(
+        seq=row["seq"],
+        at=_utc(row["at"]),
+        kind=row["kind"],
+        actor=row["actor"],
+        outcome=row["outcome"],
+        run_id=row["run_id"],
+        graph=row["graph"],
+        node=row["node"],
+        request_id=row["request_id"],
+        detail=row["detail"],
+    )
+
+
+def request_params(request: ApprovalRequest, *, post_until: datetime | None) -> tuple[Any, ...]:
+    """INSERT_REQUEST's parameters."""
+    return (
+        request.id, request.run_id, request.graph, request.node, request.checkpoint_id,
+        Json(request.action.to_json()), request.action_hash, request.tier,
+        request.approvers_role, request.approvals_required, request.self_approval,
+        request.requester, request.status.value, request.created_at, request.deadline,
+        request.channel, request.message_ts, request.round, request.decided_by,
+        request.decided_at, request.comment, request.resume_state.value, request.on_timeout,
+        request.kind, request.interrupt_id, request.item, Json(request.options),
+        None if request.edited_args is None else Json(request.edited_args),
+        request.applied_checkpoint, post_until,
+    )
+
+
+def audit_params(entry: AuditEntry) -> tuple[Any, ...]:
+    """INSERT_AUDIT's parameters."""
+    return (entry.at, entry.kind, entry.actor, entry.outcome, entry.run_id, entry.graph,
+            entry.node, entry.request_id, entry.detail)
