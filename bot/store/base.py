@@ -276,7 +276,11 @@ class ApprovalStore(abc.ABC):
     async def record_vote(self, request_id: str, *, user: str, at: datetime,
                           audit: AuditEntry) -> VoteResult:
         """Record `user`'s approval unless present or the request is no longer pending;
-        append `audit` in the same transaction when it is added."""
+        append `audit` in the same transaction when it is added.
+
+        Votes on one request take turns: the request returned holds every vote recorded
+        before this one, so of voters racing to meet a quorum, the last sees it met.
+        """
 
     @abc.abstractmethod
     async def decide(

@@ -4,8 +4,8 @@ LangGraph's checkpointer.
 Every transaction runs on its own pooled connection under READ COMMITTED; each race is
 settled by a row lock, never by a read followed by a write: a decision is
 `UPDATE ... WHERE status = 'pending'` (a second writer waits for the row, then re-checks
-its WHERE against the committed row), a vote locks its request `FOR SHARE` so it cannot
-land after a decision, a fenced write locks its run `FOR UPDATE` first. Where one
+its WHERE against the committed row), a vote locks its request `FOR UPDATE` so votes take
+turns and none lands after a decision, a fenced write locks its run first. Where one
 transaction locks several requests it does so in id order, so two cannot deadlock.
 """
 
@@ -354,12 +354,14 @@ class PostgresApprovalStore(ApprovalStore):
     async def record_vote(self, request_id: str, *, user: str, at: datetime,
                           audit: AuditEntry) -> VoteResult:
         async with self._tx() as conn:
-            # FOR SHARE: concurrent voters share the lock, a decision's UPDATE waits for
-            # them; a vote arriving after a decision waits for it, then sees it decided.
+            # FOR UPDATE: votes on one request take turns, so the later of two voters
+            # reads both votes (with a shared lock each would see only its own, and a
+            # quorum of two met at once would be seen by neither); a decision waits for
+            # the vote, and a vote arriving after a decision waits, then sees it decided.
             added = bool(await _fetch(
                 conn,
                 "WITH open AS (SELECT id FROM signoff_requests "
-                "WHERE id = %s AND status = 'pending' FOR SHARE) "
+                "WHERE id = %s AND status = 'pending' FOR UPDATE) "
                 "INSERT INTO signoff_votes (request_id, user_id, at) "
                 "SELECT id, %s, %s FROM open ON CONFLICT DO NOTHING RETURNING user_id",
                 (request_id, user, at)))
