@@ -60,14 +60,21 @@ def _check_url(database: str) -> str:
     """The URL, if libpq can read it; else a ValueError that names the setting, not the
     password."""
     try:
-        conninfo_to_dict(database)
+        params = conninfo_to_dict(database)
     except psycopg.ProgrammingError as exc:
         reason = str(exc).strip()
         if password := _password(database):
             reason = reason.replace(password, "***")
-        raise ValueError(f"SIGNOFF_DATABASE: cannot read {redact_url(database)!r} as a "
-                         f"PostgreSQL URL ({reason})") from None
+        raise _unreadable(database, reason) from None
+    for port in str(params.get("port") or "").split(","):
+        if port and not (port.isdigit() and 0 < int(port) < 65536):
+            raise _unreadable(database, f"port {port!r} is not a number from 1 to 65535")
     return database
+
+
+def _unreadable(database: str, reason: str) -> ValueError:
+    return ValueError(f"SIGNOFF_DATABASE: cannot read {redact_url(database)!r} as a "
+                      f"PostgreSQL URL ({reason})")
 
 
 def _password(database: str) -> str | None:
