@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
     signoff_channel: str | None = Field(default=None, alias="SIGNOFF_CHANNEL")
     signoff_database: str = Field(default="signoff.db", alias="SIGNOFF_DATABASE")
+    signoff_db_pool_size: int = Field(
+        default=10, alias="SIGNOFF_DB_POOL_SIZE", ge=1,
+        description="PostgreSQL connections this process opens at most (one pool shared by "
+                    "the approval store and LangGraph's checkpointer); unused with SQLite")
     signoff_policy: Path | None = Field(default=None, alias="SIGNOFF_POLICY")
     signoff_graphs: str = Field(default="", alias="SIGNOFF_GRAPHS")
     host: str = Field(default="0.0.0.0", alias="HOST")

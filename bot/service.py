@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import aiohttp
-import aiosqlite
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -22,7 +22,7 @@ from bot.scheduler import DeadlineScheduler
 from bot.slack.client import make_web_client
 from bot.slack.directory import SlackDirectory
 from bot.slack.notifier import SlackNotifier
-from bot.store import ApprovalStore, open_store
+from bot.store import ApprovalStore, open_backend, redact_url
 from graphs.loader import GraphLoadError, parse_graphs
 from graphs.registry import GraphRegistry, default_registry
 
@@ -55,7 +55,7 @@ class Service:
 
     settings: Settings
     store: ApprovalStore
-    checkpointer: AsyncSqliteSaver
+    checkpointer: BaseCheckpointSaver[Any]
     client: AsyncWebClient
     gateway: Gateway
     scheduler: DeadlineScheduler
@@ -130,38 +130,39 @@ async def open_service(settings: Settings, deps: Deps | None = None) -> AsyncIte
     policy = deps.policy or load_policy_for(settings)
     registry = deps.registry or registry_for(settings)
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
-    store = await open_store(settings.signoff_database)
-    conn = await aiosqlite.connect(settings.signoff_database, check_same_thread=False)
-    session = aiohttp.ClientSession()
-    try:
-        checkpointer = AsyncSqliteSaver(conn)
-        await checkpointer.setup()
-        client = make_web_client(token=token, base_url=settings.slack_api_url, session=session)
-        directory = SlackDirectory(client=client, clock=deps.clock)
-        await _check_slack(client=client, directory=directory, settings=settings)
-        gateway = Gateway(
-            store=store,
-            checkpointer=checkpointer,
-            registry=registry,
-            policy=policy,
-            notifier=SlackNotifier(client=client, policy=policy),
-            directory=directory,
-            clock=deps.clock,
-            lease=timedelta(seconds=settings.signoff_lease),
-        )
-        scheduler = DeadlineScheduler(gateway=gateway, clock=deps.clock,
-                                      max_sleep=deps.scheduler_max_sleep)
-        scheduler.start()
-        log.info("signoff started", extra={"database": settings.signoff_database,
-                                           "slack_api_url": settings.slack_api_url,
-                                           "graphs": registry.names()})
+    async with open_backend(settings.signoff_database,
+                            pool_size=settings.signoff_db_pool_size) as backend:
+        store, checkpointer = backend.store, backend.checkpointer
+        session = aiohttp.ClientSession()
         try:
-            yield Service(settings=settings, store=store, checkpointer=checkpointer,
-                          client=client, gateway=gateway, scheduler=scheduler, policy=policy)
+            client = make_web_client(token=token, base_url=settings.slack_api_url,
+                                     session=session)
+            directory = SlackDirectory(client=client, clock=deps.clock)
+            await _check_slack(client=client, directory=directory, settings=settings)
+            gateway = Gateway(
+                store=store,
+                checkpointer=checkpointer,
+                registry=registry,
+                policy=policy,
+                notifier=SlackNotifier(client=client, policy=policy),
+                directory=directory,
+                clock=deps.clock,
+                lease=timedelta(seconds=settings.signoff_lease),
+            )
+            scheduler = DeadlineScheduler(gateway=gateway, clock=deps.clock,
+                                          max_sleep=deps.scheduler_max_sleep)
+            scheduler.start()
+            log.info("signoff started",
+                     extra={"database": redact_url(settings.signoff_database),
+                            "backend": backend.name,
+                            "slack_api_url": settings.slack_api_url,
+                            "graphs": registry.names()})
+            try:
+                yield Service(settings=settings, store=store, checkpointer=checkpointer,
+                              client=client, gateway=gateway, scheduler=scheduler,
+                              policy=policy)
+            finally:
+                await scheduler.stop()
+                await gateway.shutdown(grace=settings.signoff_shutdown_grace)
         finally:
-            await scheduler.stop()
-            await gateway.shutdown(grace=settings.signoff_shutdown_grace)
-    finally:
-        await session.close()
-        await conn.close()
-        await store.close()
+            await session.close()
