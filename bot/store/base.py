@@ -302,7 +302,8 @@ class ApprovalStore(abc.ABC):
 
     @abc.abstractmethod
     async def decide_many(self, decisions: Sequence[Decision]) -> list[DecisionResult]:
-        """Apply several decisions in one transaction, each as `decide` would, in order.
+        """Apply several decisions in one transaction, each as `decide` would, in order;
+        a batch naming a request that does not exist raises KeyError and applies none.
 
         The deadline scheduler records a burst of timeouts this way: one commit, not one
         per request.

@@ -1,12 +1,13 @@
-"""PostgreSQL backend of the store: many replicas on one database, a pool shared with
+"""PostgreSQL backend of the store: many replicas on one database, one pool shared with
 LangGraph's checkpointer.
 
 Every transaction runs on its own pooled connection under READ COMMITTED; each race is
 settled by a row lock, never by a read followed by a write: a decision is
 `UPDATE ... WHERE status = 'pending'` (a second writer waits for the row, then re-checks
 its WHERE against the committed row), a vote locks its request `FOR UPDATE` so votes take
-turns and none lands after a decision, a fenced write locks its run first. Where one
-transaction locks several requests it does so in id order, so two cannot deadlock.
+turns and none lands after a decision, a fenced write locks its run first. Rows are locked
+in one order, a run before its requests and requests by id, so transactions cannot
+deadlock.
 """
 
 from __future__ import annotations
@@ -298,15 +299,14 @@ class PostgresApprovalStore(ApprovalStore):
         self, request_id: str, *, channel: str, ts: str
     ) -> ApprovalRequest | None:
         async with self._tx() as conn:
-            updated = await _fetch(
-                conn,
-                "UPDATE signoff_requests SET channel = %s, message_ts = %s, post_until = NULL "
-                "WHERE id = %s RETURNING run_id", (channel, ts, request_id))
-            if not updated:
-                return None
+            # The run's row before the request's, the order every transaction takes them in.
             await conn.execute(
-                "UPDATE signoff_runs SET channel = %s, thread_ts = %s "
-                "WHERE id = %s AND thread_ts IS NULL", (channel, ts, updated[0]["run_id"]))
+                "UPDATE signoff_runs SET channel = %s, thread_ts = %s WHERE thread_ts IS NULL "
+                "AND id = (SELECT run_id FROM signoff_requests WHERE id = %s)",
+                (channel, ts, request_id))
+            await conn.execute(
+                "UPDATE signoff_requests SET channel = %s, message_ts = %s, post_until = NULL "
+                "WHERE id = %s", (channel, ts, request_id))
             return await _get_request(conn, request_id)
 
     async def claim_post(self, request_id: str, *, now: datetime, until: datetime) -> bool:
@@ -403,10 +403,10 @@ class PostgresApprovalStore(ApprovalStore):
                 await conn.execute(_NOTIFY)
             ids = sorted({d.request_id for d in decisions})
             rows = await _fetch(conn, requests_sql("r.id = ANY(%s)"), (ids,))
-        after = {r.id: r for r in map(request_row, rows)}
-        missing = [d.request_id for d in decisions if d.request_id not in after]
-        if missing:
-            raise KeyError(missing[0])
+            after = {r.id: r for r in map(request_row, rows)}
+            missing = [d.request_id for d in decisions if d.request_id not in after]
+            if missing:  # raised inside the transaction: the whole batch is undone
+                raise KeyError(missing[0])
         return [DecisionResult(request=after[d.request_id], applied=applied[i])
                 for i, d in enumerate(decisions)]
 

@@ -597,3 +597,18 @@ async def test_decide_many_applies_each_in_one_go(store: ApprovalStore, make: Fa
                                                    RequestStatus.APPROVED]
     assert len(await store.audit()) == trail + 2
     assert await store.pending_requests() == []
+
+
+async def test_decide_many_with_an_unknown_request_applies_none(
+    store: ApprovalStore, make: Factory
+) -> None:
+    """A batch naming a request that does not exist raises KeyError and writes nothing."""
+    request = await make.add_request(store)
+    trail = await store.audit()
+    with pytest.raises(KeyError):
+        await store.decide_many([
+            Decision(request_id=i, outcome=Outcome.TIMED_OUT, actor="signoff", at=T0,
+                     comment=None, audit=make.audit(request, kind="timeout"))
+            for i in (request.id, "no-such-request")])
+    assert await store.get_request(request.id) == request
+    assert await store.audit() == trail
