@@ -1,0 +1,1 @@
+"""Replicas: two `signoff serve` processes on one database behind one emulated Slack."""
