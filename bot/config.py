@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     # Seconds SIGTERM waits for work in flight before giving up the claims still held.
     signoff_shutdown_grace: float = Field(default=20.0, alias="SIGNOFF_SHUTDOWN_GRACE",
                                           ge=0, le=600)
+    # Runs this process drives through their graph at once (new runs, clicks, deadlines,
+    # the outbox and recovery all wait for a slot; Slack calls are made outside it).
+    signoff_max_resumes: int = Field(default=8, alias="SIGNOFF_MAX_RESUMES", ge=1, le=256)
 
     # Messages leave out the variable's name: pydantic's error and `signoff` put it in front.
 

@@ -60,19 +60,27 @@ class Decisions:
         self, *, request_id: str, user: str, outcome: Outcome
     ) -> tuple[ApprovalRequest | None, DecisionReply | None]:
         """Whether `user` may give `outcome` now: (request, None) if so, else the refusal."""
-        request = await self._store.get_request(request_id)
-        if request is None:
-            return None, DecisionReply(False, messages.unknown_request())
+        request, _, refusal = await self._check(request_id=request_id, user=user,
+                                                outcome=outcome)
+        return request, refusal
+
+    async def _check(
+        self, *, request_id: str, user: str, outcome: Outcome
+    ) -> tuple[ApprovalRequest | None, Run | None, DecisionReply | None]:
+        """`check`, with the run too: one store read for a click that is let through."""
+        found = await self._store.request_and_run(request_id)
+        if found is None:
+            return None, None, DecisionReply(False, messages.unknown_request())
+        request, run = found
         if request.status is not RequestStatus.PENDING:
-            return request, DecisionReply(False, messages.already_decided(request))
-        run = await self.require_run(request)
+            return request, run, DecisionReply(False, messages.already_decided(request))
         if self._clock.now() >= request.deadline:
             # Too late, even if the deadline has not fired yet: it fails closed now.
-            await self.expire(request.id)
+            await self.expire_many([request])
             latest = await self._store.get_request(request.id) or request
-            return latest, DecisionReply(False, messages.already_decided(latest))
+            return latest, run, DecisionReply(False, messages.already_decided(latest))
         if outcome.decision not in request.decisions:
-            return request, DecisionReply(False, messages.not_offered(outcome.decision))
+            return request, run, DecisionReply(False, messages.not_offered(outcome.decision))
         allowed = await self._directory.is_member(
             self._policy.role_members(request.approvers_role), user,
             guests=self._policy.guests)
@@ -85,15 +93,15 @@ class Decisions:
                 detail=refusal.value))
             log.info("click refused", extra={"request_id": request.id, "user": user,
                                              "reason": refusal.value})
-            return request, DecisionReply(
+            return request, run, DecisionReply(
                 False, messages.refused(refusal, role=request.approvers_role))
         if await self._is_stale(run, request):
             if not await self.close(run, request, status=RequestStatus.STALE, actor=user):
                 # Somebody decided it meanwhile (and the resume moved the thread on).
                 latest = await self._store.get_request(request.id) or request
-                return latest, DecisionReply(False, messages.already_decided(latest))
-            return request, DecisionReply(False, messages.stale())
-        return request, None
+                return latest, run, DecisionReply(False, messages.already_decided(latest))
+            return request, run, DecisionReply(False, messages.stale())
+        return request, run, None
 
     async def decide(
         self,
@@ -104,12 +112,17 @@ class Decisions:
         comment: str | None = None,
         edited_args: dict[str, Any] | None = None,
     ) -> DecisionReply:
-        """A person's click: checked, recorded exactly once, then the run is resumed."""
-        _, refusal = await self.check(request_id=request_id, user=user, outcome=outcome)
+        """A person's click: checked, recorded exactly once, then the run is resumed.
+
+        Two store round trips on the way to the ack: one read (request and run), one
+        compare-and-set (a vote on a quorum may take a second write)."""
+        request, run, refusal = await self._check(request_id=request_id, user=user,
+                                                  outcome=outcome)
         if refusal is not None:
             return refusal
-        return await self.apply(request_id, outcome=outcome, actor=user, comment=comment,
-                                edited_args=edited_args)
+        assert request is not None and run is not None
+        return await self._apply(request, run, outcome=outcome, actor=user, comment=comment,
+                                 edited_args=edited_args)
 
     async def edit_errors(self, request: ApprovalRequest, args: dict[str, Any]) -> dict[str, str]:
         """Why edited tool arguments would be refused, by argument name; empty when fine.
@@ -156,15 +169,20 @@ class Decisions:
                                  run_id=request.run_id, graph=request.graph,
                                  node=request.node, request_id=request.id, detail=comment)))
         timed_out = []
+        runs: dict[str, Run] = {}
         for result in await self._store.decide_many(batch):
             if result.applied:
                 timed_out.append(result.request)
-                self._on_decided(await self.require_run(result.request), result.request)
+                run_id = result.request.run_id
+                if run_id not in runs:
+                    runs[run_id] = await self.require_run(result.request)
+                self._on_decided(runs[run_id], result.request)
         return timed_out
 
-    async def apply(
+    async def _apply(
         self,
-        request_id: str,
+        request: ApprovalRequest,
+        run: Run,
         *,
         outcome: Outcome,
         actor: str,
@@ -177,9 +195,7 @@ class Decisions:
         once the votes of distinct approvers reach the quorum (the rule lives here, above
         every backend; the store only records a vote once and decides once).
         """
-        request = await self._store.get_request(request_id)
-        if request is None:
-            return DecisionReply(False, messages.unknown_request())
+        request_id = request.id
         now = self._clock.now()
         audit = AuditEntry(at=now, kind="decision", actor=actor, outcome=outcome.value,
                            run_id=request.run_id, graph=request.graph, node=request.node,
@@ -194,7 +210,7 @@ class Decisions:
                                                              role=request.approvers_role))
             log.info("vote recorded", extra={"request_id": request_id, "user": actor})
             if len(vote.request.votes) < vote.request.approvals_required:
-                await self.redraw(await self.require_run(vote.request), vote.request)
+                await self.redraw(run, vote.request)
                 return DecisionReply(True, messages.vote_recorded(vote.request))
         result = await self._store.decide(
             request_id, outcome=outcome, actor=actor, at=now, comment=comment,
@@ -209,7 +225,7 @@ class Decisions:
                                              "outcome": outcome.value})
         # Committed: the message and the resume follow in the background, so a burst of
         # decisions is recorded at once rather than one Slack round trip at a time.
-        self._on_decided(await self.require_run(result.request), result.request)
+        self._on_decided(run, result.request)
         return DecisionReply(True)
 
     async def close(

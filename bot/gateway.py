@@ -15,7 +15,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,7 +41,7 @@ from bot.models import (
 from bot.pauses import build_request
 from bot.policy import Policy
 from bot.ports import Directory, Notifier
-from bot.store import ApprovalStore, Claim, Decision, LostClaimError, StepEnd
+from bot.store import ApprovalStore, Claim, Decision, LostClaimError, StepEnd, Taken
 from bot.text import code
 from bot.threads import GraphThreads, checkpoint_of, item_digest, parent_of, result_of
 from graphs.registry import GraphRegistry
@@ -58,6 +58,25 @@ def new_id(prefix: str) -> str:
 
 class _Stop(Exception):  # noqa: N818 - control flow inside the driver
     """The step ended the drive (paused, finished, failed, stopped)."""
+
+
+@dataclass
+class _Work:
+    """One drive of a run: its claim's holder, and the run's rows as the store returned them
+    from our latest transaction (the claim's, or a step's closing one).
+
+    Nothing else writes a run's rows while we hold it but decisions on its open requests,
+    and those are read again when the drive lets go (`end_step` returns them), so the driver
+    needs no extra query per step; the thread's checkpoint is read afresh at every step.
+    """
+
+    holder: Holder
+    run: Run
+    requests: list[ApprovalRequest]
+
+    def update(self, rows: Sequence[ApprovalRequest]) -> None:
+        by_id = {r.id: r for r in rows}
+        self.requests = [by_id.pop(r.id, r) for r in self.requests] + list(by_id.values())
 
 
 class Gateway:
@@ -86,13 +105,13 @@ class Gateway:
         self._ids = ids
         self._lease = lease
         self._owner = new_owner()
-        self._threads = GraphThreads(registry=registry, checkpointer=checkpointer)
+        # At most `max_resumes` runs go through their graph at once, whichever path started
+        # them; waiting for a slot holds no database lock, and Slack calls wait outside.
+        self._threads = GraphThreads(registry=registry, checkpointer=checkpointer,
+                                     max_concurrent=max_resumes)
         self._tasks: set[asyncio.Task[None]] = set()
         self._held: dict[str, Claim] = {}
         self._accepting = True
-        # Resumes run a few at a time, so a burst of timeouts or clicks cannot starve the
-        # recording of further decisions (they queue here, holding no database lock).
-        self._resume_slots = asyncio.Semaphore(max_resumes)
         self._on_new_deadline: Callable[[], None] = lambda: None
         self.decisions = Decisions(
             store=store, threads=self._threads, policy=policy, notifier=notifier,
@@ -195,60 +214,66 @@ class Gateway:
         await self._store.append_audit(self._entry(run, kind="run_started", actor=requester,
                                                    outcome="running", detail=task))
         log.info("run started", extra={"run_id": run.id, "graph": run.graph, "user": requester})
-        self._spawn(self._resume_run(run.id, claim=claim), name=f"execute {run.id}")
+        self._spawn(self._resume_run(run.id, taken=Taken(claim=claim, run=run, requests=[])),
+                    name=f"execute {run.id}")
         return run
 
     # -- driving a run ---------------------------------------------------------------------
 
-    async def _resume_run(self, run_id: str, *, claim: Claim | None = None) -> None:
+    async def _resume_run(self, run_id: str, *, taken: Taken | None = None) -> None:
         """Drive the run if nobody holds it (or with the claim given); then again while
         decisions wait for it.
 
         A decision that lands while another worker holds the run is left to that holder,
-        which looks for decided pauses right after it lets go.
+        which looks for decided pauses in the rows its closing transaction returns.
         """
         while self._accepting:
-            if claim is None:
-                claim = await self._store.claim_run(run_id, owner=self._owner,
+            if taken is None:
+                taken = await self._store.claim_run(run_id, owner=self._owner,
                                                     now=self._clock.now(),
                                                     lease_until=self._lease_until())
-            if claim is None:
+            if taken is None:
                 return
-            await self._hold_and_drive(claim)
-            claim = None
-            if not await self._ready(run_id):
+            rows = await self._hold_and_drive(taken)
+            taken = None
+            if not _ready(rows):
                 return
 
-    async def _hold_and_drive(self, claim: Claim) -> None:
+    async def _hold_and_drive(self, taken: Taken) -> list[ApprovalRequest]:
+        """Drive the run under its claim; the run's rows as the drive's last commit left them
+        (empty when the claim was lost: then the run is somebody else's)."""
+        claim = taken.claim
         self._held[claim.run_id] = claim
         try:
             async with Holder(store=self._store, claim=claim, clock=self._clock,
                               lease=self._lease) as holder:
-                await self._drive(holder)
+                work = _Work(holder=holder, run=taken.run, requests=list(taken.requests))
+                if await self._drive(work):
+                    return work.requests
+                return []
         finally:
             if self._held.get(claim.run_id) == claim:
                 del self._held[claim.run_id]
 
-    async def _drive(self, holder: Holder) -> None:
-        run = await self._store.get_run(holder.claim.run_id)
-        if run is None:
-            return
+    async def _drive(self, work: _Work) -> bool:
+        """Step the run until it pauses or ends; False when the claim was lost."""
         try:
             while True:
-                holder.check()
-                await self._step(holder, run)
+                work.holder.check()
+                await self._step(work)
         except _Stop:
-            return
+            return True
         except LostClaimError:
             log.warning("stopped work on a run whose claim was lost: nothing more is "
-                        "resumed or posted by this worker", extra={"run_id": run.id})
+                        "resumed or posted by this worker", extra={"run_id": work.run.id})
+            return False
         except Exception as exc:  # a node, a payload, the database, Slack: fail visibly
-            await self._fail(holder, run, exc)
+            return await self._fail(work, exc)
 
-    async def _step(self, holder: Holder, run: Run) -> None:
-        """Look at the thread and the store, and do the one thing they call for."""
+    async def _step(self, work: _Work) -> None:
+        """Look at the thread and the store's rows, and do the one thing they call for."""
+        run, holder, requests = work.run, work.holder, work.requests
         state = await self._threads.state(run)
-        requests = await self._store.requests_for_run(run.id)
         checkpoint = checkpoint_of(state)
         if checkpoint is None:
             # Never ran (or died before its first checkpoint): start it from its input.
@@ -261,14 +286,12 @@ class Gateway:
                        and self._is_patch(run, state, r)]
             if patched:
                 # Decision written, thread not run on yet (a crash came in between).
-                if patched[0].applied_checkpoint != checkpoint:
-                    await self._store.mark_applied(holder.claim, [patched[0].id],
-                                                   checkpoint_id=checkpoint)
+                holder.applied.add(patched[0].id)
                 holder.check()
                 await self._threads.run_on(run)
                 return
         if not state.next:
-            await self._finish(holder, run, state, queued)
+            await self._finish(work, state, queued)
         here = [r for r in requests if self._at_pause(r, state, checkpoint)]
         if not state.interrupts and not set(state.next) & self._threads.breakpoints(run):
             # Stopped mid-way (its worker died inside a step): continue from the checkpoint.
@@ -276,37 +299,37 @@ class Gateway:
             return
         settled = await self._settle(holder, [r for r in queued if r not in here], run)
         if not here:
-            await self._ask(holder, run, state, settled)
+            await self._ask(work, state, settled)
             return  # all let through by the policy: the next step resumes the thread
         automatic = [r for r in here if r.status is RequestStatus.PENDING
                      and not self._policy.tier(r.tier).pauses]
         if automatic:
             # The policy lets this tier through: decide on the record, go on holding the run.
             # (Made by `_ask` one commit earlier; a crash in between lands here again.)
-            await self._approve_by_policy(run, automatic)
+            await self._approve_by_policy(work, automatic)
             return
         if any(r.status is RequestStatus.PENDING for r in here):
-            await self._end(holder, run, StepEnd(status=RunStatus.PAUSED, done=settled))
+            await self._end(work, StepEnd(status=RunStatus.PAUSED, done=settled))
             raise _Stop
         decided = [r for r in here if r.resume_state is ResumeState.QUEUED]
         if not decided and any(r.status is RequestStatus.CANCELLED for r in here):
             # A cancel cut short between closing the requests and releasing the run.
-            await self._end(holder, run, StepEnd(status=RunStatus.CANCELLED, done=settled,
-                                                 result="cancelled"))
+            await self._end(work, StepEnd(status=RunStatus.CANCELLED, done=settled,
+                                          result="cancelled"))
             raise _Stop
         if not decided:
             log.error("a pause has no open or decided request; leaving it paused",
                       extra={"run_id": run.id, "checkpoint": checkpoint})
-            await self._end(holder, run, StepEnd(status=RunStatus.PAUSED, done=settled))
+            await self._end(work, StepEnd(status=RunStatus.PAUSED, done=settled))
             raise _Stop
-        await self._apply(holder, run, decided, settled)
+        await self._apply(work, decided, settled)
 
     def _is_patch(self, run: Run, state: StateSnapshot, request: ApprovalRequest) -> bool:
-        """Whether the thread's checkpoint is the one this request's decision wrote."""
+        """Whether the thread's checkpoint is the one this request's decision wrote: an
+        update (`update_state`) on the request's own checkpoint, carrying its decision."""
         checkpoint = checkpoint_of(state)
         if request.applied_checkpoint is not None:
             return request.applied_checkpoint == checkpoint
-        # Killed between update_state and recording it: the checkpoint says so itself.
         source = (state.metadata or {}).get("source")
         written = state.values.get(self._threads.spec(run).feedback_key)
         return (source == "update" and parent_of(state) == request.checkpoint_id
@@ -327,12 +350,12 @@ class Gateway:
         """
         done = []
         for request in queued:
-            if request.id in holder.applied:
+            if request.id in holder.applied or request.applied_checkpoint is not None:
                 consumed = True
             elif request.interrupt_id is not None:
                 consumed = await self._threads.seen_interrupt(run, request.interrupt_id)
             else:
-                consumed = request.applied_checkpoint is not None
+                consumed = await self._threads.seen_patch(run, request.id)
             if consumed:
                 entry = self._entry(run, kind="resume", actor=SYSTEM_ACTOR,
                                     outcome=request.status.value, node=request.node,
@@ -346,13 +369,20 @@ class Gateway:
             done.append((request.id, entry))
         return done
 
-    async def _apply(self, holder: Holder, run: Run, group: list[ApprovalRequest],
+    async def _apply(self, work: _Work, group: list[ApprovalRequest],
                      settled: list[tuple[str, AuditEntry]]) -> None:
-        """Hand the decisions of the current pause to the thread and run it on."""
+        """Hand the decisions of the current pause to the thread and run it on.
+
+        A static decision is written with `update_state` and the thread run on; the
+        checkpoint it wrote names the request, so a crash in between is recognised
+        (`_is_patch`) without a note of our own.
+        """
+        run, holder = work.run, work.holder
         first = group[0]
         if first.kind == "static":
-            checkpoint = await self._threads.patch(run, feedback(first))
-            await self._store.mark_applied(holder.claim, [first.id], checkpoint_id=checkpoint)
+            holder.check()
+            await self._threads.patch(run, feedback(first))
+            holder.applied.add(first.id)
             holder.check()
             await self._threads.run_on(run)
             return
@@ -363,22 +393,22 @@ class Gateway:
             answers = {iid: resume_value(reqs[0].kind, reqs)
                        for iid, reqs in by_interrupt.items()}
         except NoSafeDefault:
-            await self._stop_undecidable(holder, run, group, settled)
+            await self._stop_undecidable(work, group, settled)
         holder.check()
         await self._threads.resume(run, answers)
         holder.applied.update(r.id for r in group)
 
-    async def _ask(self, holder: Holder, run: Run, state: StateSnapshot,
+    async def _ask(self, work: _Work, state: StateSnapshot,
                    settled: list[tuple[str, AuditEntry]]) -> None:
         """A pause with no requests yet: make them (one transaction), then post them."""
+        run, holder = work.run, work.holder
         nodes = {i.id: t.name for t in state.tasks for i in t.interrupts}
         items = self._threads.items(run, state)
         checkpoint = str(checkpoint_of(state))
-        previous = await self._store.requests_for_run(run.id)
         now = self._clock.now()
         built = [self._request(run, item, checkpoint=checkpoint,
                                node=nodes.get(item.interrupt_id or "", state.next[0]),
-                               now=now, previous=previous) for item in items]
+                               now=now, previous=work.requests) for item in items]
         unknown = sorted({r.approvers_role for r in built} - set(self._policy.roles))
         if unknown:
             # Nobody could ever approve it: say so now rather than let it time out.
@@ -388,14 +418,17 @@ class Gateway:
                                detail=f"{r.tier}: {r.action.title}")) for r in built]
         # Hold the run until its requests are posted, so a quick click's resume cannot report
         # the result before the run's Slack thread exists; it finds the run held and leaves
-        # the resume to us (we look for decisions right after letting go). A crash here
-        # leaves the requests on record: the sweep posts them and a new holder lets go, and
-        # `_step` decides those the policy lets through.
-        pending = await self._end(holder, run, StepEnd(status=RunStatus.RUNNING, done=settled,
-                                                       new=new, release=False))
+        # the resume to us (we look for decisions right after letting go). We hold the
+        # requests' posting lease too. A crash here leaves the requests on record: the sweep
+        # posts them once the lease is out, and `_step` decides those the policy lets through.
+        await self._end(work, StepEnd(status=RunStatus.RUNNING, done=settled, new=new,
+                                      release=False, post_until=now + self._lease))
+        keys = {(r.interrupt_id, r.item) for r in built}
+        pending = [r for r in work.requests if r.checkpoint_id == checkpoint
+                   and (r.interrupt_id, r.item) in keys and r.status is RequestStatus.PENDING]
         automatic = [r for r in pending if not self._policy.tier(r.tier).pauses]
         if automatic:
-            await self._approve_by_policy(run, automatic)
+            await self._approve_by_policy(work, automatic)
         asked = [r for r in pending if r not in automatic]
         if not asked:
             return  # all let through: the next step resumes the thread
@@ -404,19 +437,21 @@ class Gateway:
         self._on_new_deadline()
         for request in asked:
             holder.check()
-            await self.post(request)
-        await self._end(holder, run, StepEnd(status=RunStatus.PAUSED))
+            await self._post(work, request)
+        await self._end(work, StepEnd(status=RunStatus.PAUSED))
         raise _Stop
 
-    async def _approve_by_policy(self, run: Run, requests: Sequence[ApprovalRequest]) -> None:
-        now = self._clock.now()
-        await self._store.decide_many([Decision(
+    async def _approve_by_policy(self, work: _Work,
+                                 requests: Sequence[ApprovalRequest]) -> None:
+        now, run = self._clock.now(), work.run
+        results = await self._store.decide_many([Decision(
             request_id=r.id, outcome=Outcome.APPROVED, actor=SYSTEM_ACTOR, at=now,
             comment=f"tier {r.tier} needs no approval",
             audit=self._entry(run, kind="decision", actor=SYSTEM_ACTOR, outcome="approved",
                               node=r.node, request_id=r.id,
                               detail=f"tier {r.tier} needs no approval"))
             for r in requests])
+        work.update([r.request for r in results])
 
     def _request(self, run: Run, item: ReviewItem, *, checkpoint: str, node: str,
                  now: datetime, previous: Sequence[ApprovalRequest]) -> ApprovalRequest:
@@ -426,79 +461,98 @@ class Gateway:
         # Bound to what the thread shows: a click is refused if the thread's action changed.
         return replace(request, action_hash=item_digest(item))
 
-    async def _finish(self, holder: Holder, run: Run, state: StateSnapshot,
+    async def _finish(self, work: _Work, state: StateSnapshot,
                       queued: Sequence[ApprovalRequest]) -> None:
+        run = work.run
         result = result_of(state.values)
-        settled = await self._settle(holder, queued, run)
-        await self._end(holder, run, StepEnd(
+        settled = await self._settle(work.holder, queued, run)
+        await self._end(work, StepEnd(
             status=RunStatus.FINISHED, done=settled, result=result,
             audit=[self._entry(run, kind="run_finished", actor=SYSTEM_ACTOR,
                                outcome="finished", detail=result)]))
         log.info("run finished", extra={"run_id": run.id, "graph": run.graph})
-        await self._say(run, messages.run_finished(run_id=run.id, result=result))
+        await self._say(work.run, messages.run_finished(run_id=run.id, result=result))
         raise _Stop
 
-    async def _end(self, holder: Holder, run: Run, end: StepEnd) -> list[ApprovalRequest]:
-        holder.check()
-        return await self._store.end_step(holder.claim, end)
+    async def _end(self, work: _Work, end: StepEnd) -> None:
+        work.holder.check()
+        work.requests = await self._store.end_step(work.holder.claim, end)
 
-    async def _fail(self, holder: Holder, run: Run, exc: BaseException) -> None:
+    async def _fail(self, work: _Work, exc: BaseException) -> bool:
+        run = work.run
         ref = uuid.uuid4().hex[:8]
         log.error("run failed", exc_info=exc,
                   extra={"run_id": run.id, "graph": run.graph, "ref": ref})
         error = f"{type(exc).__name__}: {exc}"
         reason = str(exc) if isinstance(exc, UnknownRoleError) else "a step raised an error"
         try:
+            # Read afresh: the failure may have come between our reads and a decision.
             requests = await self._store.requests_for_run(run.id)
             queued = [r for r in requests if r.resume_state is ResumeState.QUEUED]
             done = [(r.id, self._entry(run, kind="resume_refused", actor=SYSTEM_ACTOR,
                                        outcome="failed", node=r.node, request_id=r.id,
                                        detail=reason)) for r in queued]
-            await self._end(holder, run, StepEnd(
+            await self._end(work, StepEnd(
                 status=RunStatus.FAILED, done=done, error=error,
                 audit=[self._entry(run, kind="run_failed", actor=SYSTEM_ACTOR,
                                    outcome="failed", detail=f"{reason} (ref {ref}): {error}")]))
         except LostClaimError:
             log.warning("run failed after its claim was lost; not reporting it",
                         extra={"run_id": run.id, "ref": ref})
-            return
-        await self._say(run, messages.run_failed(run_id=run.id, reason=reason, ref=ref))
+            return False
+        await self._say(work.run, messages.run_failed(run_id=run.id, reason=reason, ref=ref))
+        return True
 
-    async def _stop_undecidable(self, holder: Holder, run: Run, group: list[ApprovalRequest],
+    async def _stop_undecidable(self, work: _Work, group: list[ApprovalRequest],
                                 settled: list[tuple[str, AuditEntry]]) -> None:
         """A timeout on a step that offers no way to decline: stop the run, resume nothing."""
+        run = work.run
         text = messages.no_safe_default()
         done = settled + [(r.id, self._entry(run, kind="resume_refused", actor=SYSTEM_ACTOR,
                                              outcome="cancelled", node=r.node,
                                              request_id=r.id, detail=text)) for r in group]
-        await self._end(holder, run, StepEnd(
+        await self._end(work, StepEnd(
             status=RunStatus.CANCELLED, done=done, result=text,
             audit=[self._entry(run, kind="run_stopped", actor=SYSTEM_ACTOR,
                                outcome="cancelled", detail=text)]))
-        await self._say(run, messages.run_stopped(run_id=run.id, text=text))
+        await self._say(work.run, messages.run_stopped(run_id=run.id, text=text))
         raise _Stop
 
     # -- Slack -----------------------------------------------------------------------------
 
     async def _say(self, run: Run, text: str) -> None:
-        current = await self._store.get_run(run.id) or run
+        """Post in the run's thread (`run` as last read: it knows the thread, if any)."""
         try:
-            ts = await self._notifier.post_in_thread(run=current, text=text)
+            ts = await self._notifier.post_in_thread(run=run, text=text)
         except Exception:
             log.exception("could not post to the run's thread", extra={"run_id": run.id})
             return
-        if current.thread_ts is None and ts is not None:
-            await self._store.set_run_thread(run.id, channel=current.channel, thread_ts=ts)
+        if run.thread_ts is None and ts is not None:
+            await self._store.set_run_thread(run.id, channel=run.channel, thread_ts=ts)
 
     async def post(self, request: ApprovalRequest) -> bool:
-        """Post a pending request's message once (a posting lease guards against doubles);
-        a failure is retried from the outbox, and the requester hears of the first one."""
+        """Post a pending request nobody is posting (the outbox): take its posting lease,
+        so of several workers one posts it, then post it as the run's holder would."""
         now = self._clock.now()
         if not await self._store.claim_post(request.id, now=now, until=now + self._lease):
             return False
         run = await self._store.get_run(request.run_id)
         if run is None:
             return False
+        return await self._post_one(run, request) is not None
+
+    async def _post(self, work: _Work, request: ApprovalRequest) -> None:
+        """Post one of the pause's requests, whose posting lease the drive holds."""
+        after = await self._post_one(work.run, request)
+        if after is not None:
+            work.update([after])
+            if work.run.thread_ts is None and after.message_ts is not None:
+                work.run = replace(work.run, channel=str(after.channel),
+                                   thread_ts=after.message_ts)
+
+    async def _post_one(self, run: Run, request: ApprovalRequest) -> ApprovalRequest | None:
+        """Post the request's message (a failure is retried from the outbox, and the
+        requester hears of the first one); the request's row after, or None on failure."""
         tier = self._policy.tier(request.tier)
         try:
             channel, ts = await self._notifier.post_request(
@@ -514,15 +568,15 @@ class Gateway:
                 with contextlib.suppress(Exception):
                     await self._notifier.tell_user(
                         user=run.requester, text=messages.request_not_posted(run_id=run.id))
-            return False
-        await self._store.set_request_message(request.id, channel=channel, ts=ts)
+            return None
+        after = await self._store.set_request_message(request.id, channel=channel, ts=ts)
         # A click (a vote, a decision) or a timeout may have landed before we knew where the
         # message was, and found nothing to redraw: redraw it now.
-        after = await self._store.get_request(request.id)
         if after is not None and (after.status is not RequestStatus.PENDING or after.votes):
-            current = await self._store.get_run(run.id) or run
-            await self.decisions.redraw(current, after)
-        return True
+            shown = run if run.thread_ts is not None else replace(run, channel=channel,
+                                                                  thread_ts=ts)
+            await self.decisions.redraw(shown, after)
+        return after
 
     def _mention(self, role: str) -> str | None:
         entries = self._policy.role_members(role)
@@ -539,21 +593,8 @@ class Gateway:
     # -- resuming --------------------------------------------------------------------------
 
     async def _after_decision(self, run: Run, request: ApprovalRequest) -> None:
-        async with self._resume_slots:
-            await self.decisions.redraw(run, request)
-            await self._resume_run(run.id)
-
-    async def _ready(self, run_id: str) -> list[ApprovalRequest]:
-        """The decided requests of the oldest pause whose every request is decided."""
-        requests = await self._store.requests_for_run(run_id)
-        waiting = [r for r in requests if r.resume_state is ResumeState.QUEUED]
-        if not waiting:
-            return []
-        pause = waiting[0].checkpoint_id
-        siblings = [r for r in requests if r.checkpoint_id == pause]
-        if any(r.status is RequestStatus.PENDING for r in siblings):
-            return []
-        return [r for r in siblings if r.resume_state is ResumeState.QUEUED]
+        # The redraw (Slack, paced by its rate limits) never holds up the resume.
+        await asyncio.gather(self.decisions.redraw(run, request), self._resume_run(run.id))
 
     async def recover(self) -> int:
         """Pick up every run that needs a worker: decided but not resumed, or held by a
@@ -597,15 +638,28 @@ class Gateway:
             raise InvalidCommandError(f"There is no run {code(run_id)}.")
         if run.requester != user:
             raise InvalidCommandError(f"Only <@{run.requester}> can cancel run `{run_id}`.")
-        claim = await self._store.claim_run(run.id, owner=self._owner, now=self._clock.now(),
+        taken = await self._store.claim_run(run.id, owner=self._owner, now=self._clock.now(),
                                             lease_until=self._lease_until())
-        if claim is None:
+        if taken is None:
             raise InvalidCommandError(
                 f"Run `{run_id}` is {run.status.value}; only a paused run can be cancelled.")
-        for request in await self._store.requests_for_run(run.id):
+        for request in taken.requests:
             await self.decisions.close(run, request, status=RequestStatus.CANCELLED, actor=user)
-        if not await self._store.release_run(claim, status=RunStatus.CANCELLED,
+        if not await self._store.release_run(taken.claim, status=RunStatus.CANCELLED,
                                              result=f"cancelled by {user}"):
             raise InvalidCommandError(f"Run `{run_id}` was taken over meanwhile; try again.")
+        run = taken.run
         await self._say(run, messages.run_cancelled(run_id=run.id, user=user))
         return f"Cancelled run `{run.id}`."
+
+
+def _ready(requests: Sequence[ApprovalRequest]) -> list[ApprovalRequest]:
+    """The decided requests of the oldest pause whose every request is decided."""
+    waiting = [r for r in requests if r.resume_state is ResumeState.QUEUED]
+    if not waiting:
+        return []
+    pause = waiting[0].checkpoint_id
+    siblings = [r for r in requests if r.checkpoint_id == pause]
+    if any(r.status is RequestStatus.PENDING for r in siblings):
+        return []
+    return [r for r in siblings if r.resume_state is ResumeState.QUEUED]

@@ -20,7 +20,10 @@ class DeadlineScheduler:
 
     Nothing is kept in memory but a wake-up event: on start (or after a restart) the next
     deadline is read from the store, so deadlines that passed while the bot was down fire at
-    once. Of two replicas firing the same deadline, the store's compare-and-set lets one win.
+    once. Replicas share due requests out through the store's lease on them (`claim_due`),
+    and of two replicas firing the same deadline the decision's compare-and-set lets one win.
+    Another replica's new deadline reaches this one through `wake()` (PostgreSQL's NOTIFY,
+    wired by the composition root), else at the next look, at most `max_sleep` later.
 
     Every `sweep_every` (a third of the claim lease unless given) it also sweeps for work
     nobody holds (`Gateway.recover`): a run whose holder died is taken over once its lease
@@ -54,13 +57,13 @@ class DeadlineScheduler:
             self._next_sweep = self._clock.now() + self._sweep_every
             await self._gateway.recover()
         fired = 0
-        seen: set[str] = set()
         while True:
-            due = [r for r in await self._gateway.store.due_requests(self._clock.now())
-                   if r.id not in seen]
+            # A lease on the due requests: replicas looking at once share them out, and the
+            # decision's compare-and-set still lets only one outcome stand.
+            now = self._clock.now()
+            due = await self._gateway.store.claim_due(now, until=now + self._gateway.lease)
             if not due:
                 return fired
-            seen.update(r.id for r in due)  # one attempt per tick, whatever it did
             for request in await self._gateway.expire_many(due):
                 fired += 1
                 lateness = (self._clock.now() - request.deadline).total_seconds()

@@ -14,6 +14,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import executors
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.gateway import Gateway
@@ -139,18 +140,26 @@ async def open_service(settings: Settings, deps: Deps | None = None) -> AsyncIte
                                      session=session)
             directory = SlackDirectory(client=client, clock=deps.clock)
             await _check_slack(client=client, directory=directory, settings=settings)
+            # Sync graph nodes get threads of their own (a couple per resume slot, for
+            # parallel branches), apart from the ones DNS lookups use.
+            executors.install(node_threads=2 * settings.signoff_max_resumes)
+            notifier = SlackNotifier(client=client, policy=policy)
             gateway = Gateway(
                 store=store,
                 checkpointer=checkpointer,
                 registry=registry,
                 policy=policy,
-                notifier=SlackNotifier(client=client, policy=policy),
+                notifier=notifier,
                 directory=directory,
                 clock=deps.clock,
                 lease=timedelta(seconds=settings.signoff_lease),
+                max_resumes=settings.signoff_max_resumes,
             )
             scheduler = DeadlineScheduler(gateway=gateway, clock=deps.clock,
                                           max_sleep=deps.scheduler_max_sleep)
+            # Another replica's new request or decision wakes our deadline watch at once
+            # (PostgreSQL's NOTIFY; on SQLite the watch looks again within max_sleep).
+            await store.listen(scheduler.wake)
             scheduler.start()
             log.info("signoff started",
                      extra={"database": redact_url(settings.signoff_database),
@@ -164,5 +173,6 @@ async def open_service(settings: Settings, deps: Deps | None = None) -> AsyncIte
             finally:
                 await scheduler.stop()
                 await gateway.shutdown(grace=settings.signoff_shutdown_grace)
+                await notifier.close()
         finally:
             await session.close()

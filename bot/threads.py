@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import StateGraph
 from langgraph.types import Command, StateSnapshot
 
+from bot.executors import in_graph
 from bot.interrupts import ReviewItem, review_items
 from bot.models import ApprovalRequest, Run
 from graphs.registry import GraphRegistry, GraphSpec
@@ -23,12 +26,25 @@ __all__ = [
 
 
 class GraphThreads:
-    """Runs, inspects and resumes threads; one compiled graph per registry entry."""
+    """Runs, inspects and resumes threads; one compiled graph per registry entry.
 
-    def __init__(self, *, registry: GraphRegistry, checkpointer: BaseCheckpointSaver[Any]) -> None:
+    At most `max_concurrent` invocations run at once (the per-process resume cap); the rest
+    wait for a slot. Inside an invocation, sync nodes run on the node threads
+    (`bot.executors`), not on the threads DNS lookups share.
+    """
+
+    def __init__(self, *, registry: GraphRegistry, checkpointer: BaseCheckpointSaver[Any],
+                 max_concurrent: int = 8) -> None:
         self._registry = registry
         self._checkpointer = checkpointer
         self._compiled: dict[str, Any] = {}
+        self._slots = asyncio.Semaphore(max_concurrent)
+        self.max_concurrent = max_concurrent
+
+    async def _invoke(self, call: Awaitable[Any]) -> None:
+        async with self._slots:
+            with in_graph():
+                await call
 
     def spec(self, run: Run) -> GraphSpec:
         return self._registry.get(run.graph)
@@ -57,7 +73,7 @@ class GraphThreads:
 
     async def start(self, run: Run, graph_input: dict[str, Any]) -> None:
         """Run a new thread until it pauses or ends."""
-        await self.graph(self.spec(run)).ainvoke(graph_input, self._config(run))
+        await self._invoke(self.graph(self.spec(run)).ainvoke(graph_input, self._config(run)))
 
     async def patch(self, run: Run, feedback: dict[str, Any]) -> str:
         """Write a decision into a statically paused thread (the seed's `update_state`);
@@ -87,13 +103,27 @@ class GraphThreads:
         history = [s async for s in graph.aget_state_history(self._config(run), limit=depth)]
         return any(i.id == interrupt_id for s in history for i in s.interrupts)
 
+    async def seen_patch(self, run: Run, request_id: str, *, depth: int = 200) -> bool:
+        """Whether a decision on `request_id` was ever written into the thread (an
+        `update_state` checkpoint carrying it) in its recent history."""
+        spec = self.spec(run)
+        graph = self.graph(spec)
+        history = [s async for s in graph.aget_state_history(self._config(run), limit=depth)]
+        for snapshot in history:
+            written = snapshot.values.get(spec.feedback_key)
+            if ((snapshot.metadata or {}).get("source") == "update" and isinstance(written, dict)
+                    and written.get("request_id") == request_id):
+                return True
+        return False
+
     async def run_on(self, run: Run) -> None:
         """Continue a patched thread (`invoke(None)` on the same thread id)."""
-        await self.graph(self.spec(run)).ainvoke(None, self._config(run))
+        await self._invoke(self.graph(self.spec(run)).ainvoke(None, self._config(run)))
 
     async def resume(self, run: Run, answers: dict[str, Any]) -> None:
         """Answer dynamic interrupts by id (a resume map: stale ids are never mistaken)."""
-        await self.graph(self.spec(run)).ainvoke(Command(resume=answers), self._config(run))
+        await self._invoke(self.graph(self.spec(run)).ainvoke(Command(resume=answers),
+                                                              self._config(run)))
 
 
 def item_digest(item: ReviewItem) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import hashlib
 import hmac
@@ -41,6 +42,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024  # Slack's payloads are a few KiB; a larger body is not from Slack.
+READY_TIMEOUT = 2.0  # seconds /readyz waits for the database before it answers 503
 
 SocketConnector = Callable[[AsyncApp, str], AbstractAsyncContextManager[None]]
 """Connects a Bolt app to Slack in Socket Mode (given the app token) for as long as it is open."""
@@ -264,11 +266,17 @@ def create_app(settings: Settings, deps: Deps | None = None, *,
         return to_starlette_response(await bolt.async_dispatch(bolt_request))
 
     async def healthz(request: Request) -> Response:
+        # Liveness: the process serves HTTP. A database outage is readiness, not a reason
+        # to restart every replica at once.
+        return JSONResponse({"ok": True})
+
+    async def readyz(request: Request) -> Response:
         service: Service = request.app.state.service
         try:
-            ok = await service.store.ping()
-        except Exception:
-            log.exception("health check failed")
+            ok = await asyncio.wait_for(service.store.ready(), timeout=READY_TIMEOUT)
+        except Exception as exc:
+            log.warning("not ready: the database did not answer",
+                        extra={"error": type(exc).__name__})
             ok = False
         return JSONResponse({"ok": ok}, status_code=200 if ok else 503)
 
@@ -276,6 +284,7 @@ def create_app(settings: Settings, deps: Deps | None = None, *,
         routes=[
             Route("/slack/events", events, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
         ],
         lifespan=lifespan,
     )

@@ -54,7 +54,7 @@ async def test_a_holder_that_lost_its_lease_is_fenced_off(store: SqliteApprovalS
     clock.advance(LEASE + timedelta(seconds=1))
     taker = await store.claim_run("run-1", owner="worker-b", now=clock.now(),
                                   lease_until=clock.now() + LEASE)
-    assert taker is not None and taker.epoch == holder.claim.epoch + 1
+    assert taker is not None and taker.claim.epoch == holder.claim.epoch + 1
     assert not await holder.renew()
     assert holder.lost
     with pytest.raises(LostClaimError):

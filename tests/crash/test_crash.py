@@ -145,7 +145,6 @@ CASES = [
     ("two", "after_start:1"),
     ("two", "after_decision_commit:1"),
     ("two", "after_patch:1"),
-    ("two", "after_mark_applied:1"),
     ("two", "after_run_on:1"),
     ("two", "before_end_step:3"),
     ("two", "after_end_step:3"),

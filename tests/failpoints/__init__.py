@@ -22,7 +22,6 @@ POINTS: dict[str, tuple[str, str, str, str]] = {
     "after_start": ("bot.threads", "GraphThreads", "start", "after"),
     "after_decision_commit": ("bot.store.sqlite", "SqliteApprovalStore", "decide", "after"),
     "after_patch": ("bot.threads", "GraphThreads", "patch", "after"),
-    "after_mark_applied": ("bot.store.sqlite", "SqliteApprovalStore", "mark_applied", "after"),
     "after_run_on": ("bot.threads", "GraphThreads", "run_on", "after"),
     "after_resume": ("bot.threads", "GraphThreads", "resume", "after"),
     "before_end_step": ("bot.store.sqlite", "SqliteApprovalStore", "end_step", "before"),
@@ -42,20 +41,24 @@ def arm(spec: str) -> None:
     """Arm `name:N`: kill the process at the Nth call (before or after it, per POINTS)."""
     name, _, nth = spec.partition(":")
     module, cls_name, method, when = POINTS[name]
-    cls = getattr(importlib.import_module(module), cls_name)
-    original = getattr(cls, method)
+    classes = [getattr(importlib.import_module(module), cls_name)]
+    if module == "bot.store.sqlite":  # a store point fires on either backend
+        classes.append(importlib.import_module("bot.store.postgres").PostgresApprovalStore)
     target = int(nth or 1)
     calls = 0
 
-    @functools.wraps(original)
-    async def wrapped(*args: Any, **kwargs: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        if calls == target and when == "before":
-            _die()
-        result = await original(*args, **kwargs)
-        if calls == target and when == "after":
-            _die()
-        return result
+    for cls in classes:
+        original = getattr(cls, method)
 
-    setattr(cls, method, wrapped)
+        @functools.wraps(original)
+        async def wrapped(*args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls == target and when == "before":
+                _die()
+            result = await __original(*args, **kwargs)
+            if calls == target and when == "after":
+                _die()
+            return result
+
+        setattr(cls, method, wrapped)

@@ -56,13 +56,16 @@ class Wakes:
         return False
 
 
+POSTGRES_ONLY = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+
+
+@POSTGRES_ONLY
 async def test_listen_hears_other_stores_create_and_decide(
     backend: Backend, make: Factory
 ) -> None:
     """Every write that makes or settles a request, from another store on the database,
     wakes a listener; a write that changes nothing does not."""
-    if backend.name == "sqlite":
-        pytest.skip("SQLite has no notifications (see test_sqlite_listen_is_a_no_op)")
     listener, writer = await backend.open(), await backend.open()
     wakes = Wakes()
     await listener.listen(wakes)
@@ -88,10 +91,9 @@ async def test_listen_hears_other_stores_create_and_decide(
     await wakes.next()
 
 
+@POSTGRES_ONLY
 async def test_listen_hears_a_batch_of_timeouts(backend: Backend, make: Factory) -> None:
     """decide_many that applied wakes the other replicas (their next deadline moved)."""
-    if backend.name == "sqlite":
-        pytest.skip("SQLite has no notifications")
     listener, writer = await backend.open(), await backend.open()
     requests = [await make.add_request(writer, deadline=T0) for _ in range(3)]
     wakes = Wakes()
@@ -107,11 +109,10 @@ async def test_listen_hears_a_batch_of_timeouts(backend: Backend, make: Factory)
     await wakes.next()
 
 
+@SQLITE_ONLY
 async def test_sqlite_listen_is_a_no_op(backend: Backend, make: Factory) -> None:
     """On SQLite, listen returns at once and never calls back: other processes on the file
     are seen by the scheduler's periodic look."""
-    if backend.name != "sqlite":
-        pytest.skip("SQLite only")
     listener, writer = await backend.open(), await backend.open()
     wakes = Wakes()
     await listener.listen(wakes)
