@@ -23,7 +23,7 @@ from bot.scheduler import DeadlineScheduler
 from bot.slack.client import make_web_client
 from bot.slack.directory import SlackDirectory
 from bot.slack.notifier import SlackNotifier
-from bot.store import ApprovalStore, open_backend, redact_url
+from bot.store import ApprovalStore, open_backend, probe, redact_url
 from graphs.loader import GraphLoadError, parse_graphs
 from graphs.registry import GraphRegistry, default_registry
 
@@ -112,7 +112,12 @@ async def _check_slack(*, client: AsyncWebClient, directory: SlackDirectory,
 
 
 async def preflight(settings: Settings) -> None:
-    """Check Slack before serving (token, workspace, SIGNOFF_CHANNEL); raises StartupError."""
+    """Check the database and Slack before serving (SIGNOFF_DATABASE reachable; token,
+    workspace, SIGNOFF_CHANNEL); raises StartupError."""
+    try:
+        await probe(settings.signoff_database)
+    except ValueError as exc:
+        raise StartupError(str(exc)) from None
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
     async with aiohttp.ClientSession() as session:
         client = make_web_client(token=token, base_url=settings.slack_api_url, session=session)

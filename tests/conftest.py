@@ -9,7 +9,7 @@ import pytest
 
 from bot.emulator.runner import EmulatorServer
 from bot.service import Deps
-from tests.pgserver import PgServer
+from tests.pgserver import PgDatabases, PgServer
 from tests.support import BOT_TOKEN, SIGNING_SECRET, ThreadedBot, bot_settings
 
 
@@ -24,6 +24,19 @@ def pg_server() -> Iterator[PgServer]:
     """One real PostgreSQL server for the whole session (from the machine's binaries)."""
     with PgServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def pg_databases(pg_server: PgServer) -> PgDatabases:
+    return PgDatabases(pg_server)
+
+
+@pytest.fixture
+def pg_database(pg_databases: PgDatabases) -> Iterator[str]:
+    """The URL of an empty PostgreSQL database for this test alone."""
+    url = pg_databases.take()
+    yield url
+    pg_databases.give_back(url)
 
 
 @pytest.fixture

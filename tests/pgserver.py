@@ -19,7 +19,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-__all__ = ["PASSWORD", "USER", "PgServer", "find_bindir"]
+import psycopg
+
+__all__ = ["PASSWORD", "USER", "PgDatabases", "PgServer", "find_bindir"]
 
 USER = "signoff"
 PASSWORD = "pg-s3cret-never-logged"
@@ -113,3 +115,24 @@ class PgServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class PgDatabases:
+    """Empty PostgreSQL databases, one per test, reused: a database handed back is emptied
+    (its schema dropped and made anew, ~2 ms) instead of a CREATE DATABASE per test
+    (0.3 s to 1 s each here), so the PostgreSQL half of the suite takes seconds."""
+
+    def __init__(self, server: PgServer) -> None:
+        self._server = server
+        self._free: list[str] = []
+
+    def take(self) -> str:
+        return self._free.pop() if self._free else self._server.create_database()
+
+    def give_back(self, url: str) -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            # Whatever a failed test left connected would hold locks on the old schema.
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                         "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        self._free.append(url)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sqlite3
 import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
+from contextlib import closing
 from typing import Any, TypeVar
 
 import httpx
+import psycopg
 import uvicorn
 from pydantic import SecretStr
 from starlette.applications import Starlette
@@ -19,11 +22,35 @@ from bot.emulator.runner import EmulatorServer, wait_for
 from bot.service import Deps, Service
 from bot.web import create_app
 
-__all__ = ["BOT_TOKEN", "SIGNING_SECRET", "ThreadedBot", "bot_settings", "wait_for"]
+__all__ = ["BACKENDS", "BOT_TOKEN", "SIGNING_SECRET", "ThreadedBot", "bot_settings",
+           "database_for", "scalar", "wait_for"]
 
 BOT_TOKEN = "xoxb-signoff-tests"
 SIGNING_SECRET = "tests-signing-secret"
 T = TypeVar("T")
+
+
+BACKENDS = ["sqlite", "postgres"]
+
+
+def database_for(request: Any, tmp_path: Any) -> str:
+    """SIGNOFF_DATABASE for a test parametrized over BACKENDS: a SQLite file in its tmp
+    folder, or an empty database on the session's PostgreSQL server."""
+    if request.param == "sqlite":
+        return str(tmp_path / "signoff.db")
+    return str(request.getfixturevalue("pg_database"))
+
+
+def scalar(database: str, sql: str) -> Any:
+    """The one value `sql` selects, read from the bot's database (a SQLite file or a
+    PostgreSQL URL) on a connection of the test's own."""
+    if database.startswith(("postgres://", "postgresql://")):
+        with psycopg.connect(database, autocommit=True) as conn:
+            row = conn.execute(sql).fetchone()
+    else:
+        with closing(sqlite3.connect(database)) as db:
+            row = db.execute(sql).fetchone()
+    return None if row is None else row[0]
 
 
 def bot_settings(*, emulator: EmulatorServer, database: str, **extra: Any) -> Settings:

@@ -56,6 +56,9 @@ def test_socket_mode_needs_no_signing_secret() -> None:
     ("SLACK_API_URL", "slack.com/api", "must be an http(s) URL"),
     ("SLACK_BOT_TOKEN", "xapp-1-swapped", "must be a bot token, starting with xoxb-"),
     ("SLACK_APP_TOKEN", "xoxb-swapped", "must be an app-level token, starting with xapp-"),
+    ("SIGNOFF_DB_POOL_SIZE", "0", "greater than or equal to 1"),
+    ("SIGNOFF_MAX_RESUMES", "0", "greater than or equal to 1"),
+    ("SIGNOFF_MAX_RESUMES", "many", "valid integer"),
 ])
 def test_serve_refuses_a_bad_setting_with_one_line(
     name: str, value: str, says: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -78,3 +81,24 @@ def test_a_secret_is_never_echoed(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
                                                      "SLACK_SIGNING_SECRET": "secret"})
     assert result.exit_code == 2
     assert "SLACK_BOT_TOKEN" in result.stderr and "my-user-token" not in result.stderr
+
+
+@pytest.mark.parametrize(("database", "says"), [
+    ("postgresql://signoff:hunter2-secret@127.0.0.1:1/signoff", "cannot connect to"),
+    ("postgresql://signoff:hunter2-secret@127.0.0.1:notaport/signoff", "cannot read"),
+    ("no-such-folder/signoff.db", "does not exist"),
+])
+def test_serve_refuses_a_database_it_cannot_open_without_echoing_the_password(
+    database: str, says: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Unreachable, unreadable or nowhere: one line naming SIGNOFF_DATABASE, exit 2, and the
+    URL's password shown as ***."""
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["serve"], env={
+        "SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "secret",
+        "SIGNOFF_DATABASE": database})
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("signoff: SIGNOFF_DATABASE: ") and says in lines[0]
+    assert "hunter2-secret" not in result.output

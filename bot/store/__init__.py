@@ -10,7 +10,7 @@ from bot.store.base import (
     Taken,
     VoteResult,
 )
-from bot.store.factory import Backend, open_backend, open_store, redact_url
+from bot.store.factory import Backend, open_backend, open_store, probe, redact_url
 
 __all__ = [
     "ApprovalStore",
@@ -24,5 +24,6 @@ __all__ = [
     "VoteResult",
     "open_backend",
     "open_store",
+    "probe",
     "redact_url",
 ]

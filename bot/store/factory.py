@@ -8,6 +8,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiosqlite
@@ -22,7 +23,7 @@ from bot.store.base import ApprovalStore
 from bot.store.postgres import Pool, PostgresApprovalStore, pool_kwargs
 from bot.store.sqlite import SqliteApprovalStore
 
-__all__ = ["Backend", "is_postgres_url", "open_backend", "open_store", "redact_url"]
+__all__ = ["Backend", "is_postgres_url", "open_backend", "open_store", "probe", "redact_url"]
 
 # Session-level advisory lock held around LangGraph's saver setup (which cannot run in a
 # transaction: CREATE INDEX CONCURRENTLY), so replicas starting at once do not collide.
@@ -80,6 +81,27 @@ def _unreadable(database: str, reason: str) -> ValueError:
 def _password(database: str) -> str | None:
     found = re.search(r"://[^/@:?#]*:([^@/?#]*)@", database)
     return found.group(1) if found and found.group(1) else None
+
+
+async def probe(database: str, *, timeout: float = 5.0) -> None:
+    """Check that `database` can be opened, before anything starts: a ValueError whose one
+    line names SIGNOFF_DATABASE and says why (never with the password) when it cannot."""
+    if not is_postgres_url(database):
+        folder = Path(database).expanduser().resolve().parent
+        if not folder.is_dir():
+            raise ValueError(f"SIGNOFF_DATABASE: the folder {folder} does not exist")
+        return
+    url = _check_url(database)
+    try:
+        conn = await psycopg.AsyncConnection.connect(url, connect_timeout=max(1, int(timeout)))
+    except psycopg.Error as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        reason = lines[-1] if lines else type(exc).__name__
+        if password := _password(database):
+            reason = reason.replace(password, "***")
+        raise ValueError(f"SIGNOFF_DATABASE: cannot connect to {redact_url(database)} "
+                         f"({reason})") from None
+    await conn.close()
 
 
 @asynccontextmanager

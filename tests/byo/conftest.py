@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from bot.emulator.runner import EmulatorServer
 from tests.byo.graphs import RECORDER, Recorder
 from tests.byo.steps import APPROVALS, until
+from tests.support import BACKENDS, database_for
 
 GRAPHS = ",".join([
     "mail=tests.byo.graphs:batched_agent",
@@ -47,3 +49,9 @@ def start(emulator: EmulatorServer) -> Callable[[str, str], dict[str, Any]]:
         return until(emulator, posted, what=f"approval request of {graph} posted")
 
     return run
+
+
+@pytest.fixture(params=BACKENDS)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every bring-your-own-graph test runs on both backends."""
+    return database_for(request, tmp_path)

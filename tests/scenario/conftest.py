@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.emulator.runner import EmulatorServer
+from tests.support import BACKENDS, database_for
 
 APPROVALS = "C0APPROVALS"
 
@@ -33,3 +35,9 @@ def request_deploy(emulator: EmulatorServer) -> Callable[..., dict[str, Any]]:
             message=f"approval request for {task!r} posted")
 
     return request
+
+
+@pytest.fixture(params=BACKENDS)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every scenario runs on both backends: a SQLite file, and a PostgreSQL database."""
+    return database_for(request, tmp_path)

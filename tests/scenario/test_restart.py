@@ -5,11 +5,9 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,9 +17,9 @@ import pytest
 
 from bot.emulator.runner import EmulatorServer
 from bot.models import AuditEntry, Outcome
-from bot.store.sqlite import SqliteApprovalStore
+from bot.store import open_store
 from tests.scenario.conftest import APPROVALS, buttons
-from tests.support import BOT_TOKEN, SIGNING_SECRET, ThreadedBot
+from tests.support import BOT_TOKEN, SIGNING_SECRET, ThreadedBot, scalar
 
 POLICY = """
 [defaults]
@@ -42,10 +40,9 @@ approvals = 2
 
 
 def _paused_with_messages(database: str) -> int:
-    with closing(sqlite3.connect(database)) as db:
-        return int(db.execute(
-            "SELECT COUNT(*) FROM signoff_requests r JOIN signoff_runs u ON u.id = r.run_id "
-            "WHERE r.message_ts IS NOT NULL AND u.status = 'paused'").fetchone()[0])
+    return int(scalar(
+        database, "SELECT COUNT(*) FROM signoff_requests r JOIN signoff_runs u "
+        "ON u.id = r.run_id WHERE r.message_ts IS NOT NULL AND u.status = 'paused'"))
 
 
 def free_port() -> int:
@@ -114,7 +111,7 @@ def test_restart_resumes_decided_requests_and_fires_missed_deadlines(
 
     async def decide_while_down() -> str:
         # The state a crash between "decision committed" and "thread resumed" leaves.
-        store = await SqliteApprovalStore.from_path(database)
+        store = await open_store(database)
         try:
             pending = await store.pending_requests()
             target = next(r for r in pending if r.message_ts == approved["ts"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,7 +26,6 @@ from bot.models import (
 from bot.store.base import ApprovalStore
 from bot.store.postgres import Pool, PostgresApprovalStore, pool_kwargs
 from bot.store.sqlite import SqliteApprovalStore
-from tests.pgserver import PgServer
 
 BACKENDS = ["sqlite", "postgres"]
 
@@ -47,40 +46,6 @@ class Backend:
     """Run one SQL statement on a connection the store does not own, and commit."""
     database: str
     """The SIGNOFF_DATABASE value naming this database (a path or a URL)."""
-
-
-class PgDatabases:
-    """Empty PostgreSQL databases, one per test, reused: a database handed back is emptied
-    (its schema dropped and made anew, ~2 ms) instead of a CREATE DATABASE per test
-    (0.3 s to 1 s each here), so the PostgreSQL half of the suite takes seconds."""
-
-    def __init__(self, server: PgServer) -> None:
-        self._server = server
-        self._free: list[str] = []
-
-    def take(self) -> str:
-        return self._free.pop() if self._free else self._server.create_database()
-
-    def give_back(self, url: str) -> None:
-        with psycopg.connect(url, autocommit=True) as conn:
-            # Whatever a failed test left connected would hold locks on the old schema.
-            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                         "WHERE datname = current_database() AND pid <> pg_backend_pid()")
-            conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-        self._free.append(url)
-
-
-@pytest.fixture(scope="session")
-def pg_databases(pg_server: PgServer) -> PgDatabases:
-    return PgDatabases(pg_server)
-
-
-@pytest.fixture
-def pg_database(pg_databases: PgDatabases) -> Iterator[str]:
-    """The URL of an empty PostgreSQL database for this test alone."""
-    url = pg_databases.take()
-    yield url
-    pg_databases.give_back(url)
 
 
 @pytest.fixture(params=BACKENDS)
