@@ -47,7 +47,10 @@ class ThreadedUvicorn:
     """An ASGI app served by uvicorn on 127.0.0.1 in its own thread and event loop."""
 
     def __init__(self, *, app: Any, port: int = 0, log_level: str = "warning") -> None:
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY only on sockets whose proto says
+        # TCP, and accepted sockets inherit it. With proto 0, each response's body waited
+        # for the client's delayed ACK of its headers: 40 ms per keep-alive request.
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", port))
         self.port: int = self._sock.getsockname()[1]
