@@ -12,12 +12,12 @@ import traceback
 from pathlib import Path
 from types import ModuleType
 
-from bench import ack, burst, deadlines, pending, roundtrip
+from bench import ack, burst, calls, deadlines, pending, roundtrip
 from bench.harness import PROFILE_RATE, Context, Section, machine
 from bench.profiling import py_spy, report
 
 BENCHMARKS: dict[str, ModuleType] = {m.NAME: m for m in (ack, roundtrip, pending, deadlines,
-                                                         burst)}
+                                                         burst, calls)}
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 PROFILE = Path(__file__).resolve().parent / "PROFILE.md"
 
@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             PROFILE.write_text(profile_markdown(ctx, info))
             print(f"wrote {PROFILE}", file=sys.stderr)
     finally:
+        ctx.close()
         if args.keep:
             print(f"scratch kept in {workdir}", file=sys.stderr)
         else:

@@ -30,6 +30,7 @@ import httpx
 from bench.profiling import py_spy
 from bot.emulator.client import SlackEventsClient, sign_request
 from bot.emulator.runner import EmulatorServer
+from tests.pgserver import PgServer
 
 __all__ = [
     "APPROVALS",
@@ -49,6 +50,10 @@ __all__ = [
     "Section",
     "Signed",
     "db_size",
+    "emulator_thread_cpu",
+    "postgres_cpu",
+    "process_cpu",
+    "thread_cpu",
     "emulator",
     "machine",
     "ms",
@@ -112,26 +117,40 @@ class Profile:
 
 @dataclass
 class Context:
-    """What benchmarks share: a scratch directory, and whether bot processes run under
-    py-spy."""
+    """What benchmarks share: a scratch directory, whether bot processes run under py-spy,
+    and one PostgreSQL server (started when a benchmark first asks for it)."""
 
     workdir: Path
     profile: bool = False
     profiles: list[Profile] = field(default_factory=list)
+    _postgres: PgServer | None = None
 
     def scratch(self, name: str) -> Path:
         path = self.workdir / name
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def bot_process(self, *, emu: EmulatorServer, database: Path, workdir: Path, label: str,
-                    per: int = 0, unit: str = "") -> BotProcess:
+    def postgres(self) -> PgServer:
+        """The bench's PostgreSQL 15 (the machine's binaries, `tests.pgserver`), with fsync
+        on, so that every commit is as durable as SQLite's synchronous=FULL."""
+        if self._postgres is None:
+            self._postgres = PgServer(fsync=True).start()
+        return self._postgres
+
+    def close(self) -> None:
+        if self._postgres is not None:
+            self._postgres.stop()
+            self._postgres = None
+
+    def bot_process(self, *, emu: EmulatorServer, database: Path | str, workdir: Path,
+                    label: str, per: int = 0, unit: str = "",
+                    env: dict[str, str] | None = None) -> BotProcess:
         """A `BotProcess`, under py-spy when profiling (`per` `unit`s of work in PROFILE.md)."""
         path = None
         if self.profile:
             path = self.scratch("profiles") / f"{len(self.profiles):02d}.txt"
             self.profiles.append(Profile(label, path, per, unit))
-        return BotProcess(emu=emu, database=database, workdir=workdir, profile=path)
+        return BotProcess(emu=emu, database=database, workdir=workdir, profile=path, env=env)
 
 
 # -- statistics ---------------------------------------------------------------------------
@@ -207,6 +226,58 @@ def _version(package: str) -> str:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
         return "?"
+
+
+def _stat_fields(path: str) -> list[str]:
+    # The fields after the command name, which is in parentheses and may hold spaces.
+    return Path(path).read_text().rpartition(")")[2].split()
+
+
+def process_cpu(pid: int, *, children: bool = False) -> float:
+    """User + system CPU seconds of process `pid` (all its threads); with `children`, plus
+    that of its children it has waited for (a server's exited workers)."""
+    fields = _stat_fields(f"/proc/{pid}/stat")
+    ticks = int(fields[11]) + int(fields[12])
+    if children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu(native_id: int) -> float:
+    """User + system CPU seconds of one thread of this process."""
+    fields = _stat_fields(f"/proc/self/task/{native_id}/stat")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a server and all its workers, live or exited (PostgreSQL's postmaster
+    reaps its backends, so theirs is in its children's figure)."""
+    total = process_cpu(pid, children=True)
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        with suppress(OSError):
+            total += process_cpu(int(child))
+    return total
+
+
+def postgres_cpu(url: str) -> float:
+    """CPU seconds the PostgreSQL server behind `url` has used: its postmaster, every
+    backend (live or exited) and its background workers."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT pg_backend_pid()").fetchone()
+    assert row is not None
+    postmaster = int(_stat_fields(f"/proc/{row[0]}/stat")[1])  # the backend's parent
+    return tree_cpu(postmaster)
+
+
+def emulator_thread_cpu(emu: EmulatorServer) -> float:
+    """CPU seconds of the emulator's server thread (`ThreadedUvicorn` names it by port)."""
+    name = f"uvicorn-{urlsplit(emu.url).port}"
+    for thread in threading.enumerate():
+        if thread.name == name and thread.native_id is not None:
+            return thread_cpu(thread.native_id)
+    raise LookupError(f"no thread {name}")
 
 
 def db_size(path: Path) -> int:
@@ -460,9 +531,11 @@ def free_port() -> int:
 class BotProcess:
     """`python -m bot serve` in its own process, pointed at the emulator and a database."""
 
-    def __init__(self, *, emu: EmulatorServer, database: Path, workdir: Path,
-                 policy: Path | None = None, profile: Path | None = None) -> None:
+    def __init__(self, *, emu: EmulatorServer, database: Path | str, workdir: Path,
+                 policy: Path | None = None, profile: Path | None = None,
+                 env: dict[str, str] | None = None) -> None:
         self._emu = emu
+        self._env = env or {}
         self._profile = profile
         self._database = database
         self._workdir = workdir
@@ -471,13 +544,14 @@ class BotProcess:
         self.url = ""
         self.log = workdir / "bot.log"
 
-    def start(self, *, timeout: float = 30) -> float:
-        """Start the process; seconds until `/healthz` answered 200."""
+    def start(self, *, timeout: float = 30, point_emulator: bool = True) -> float:
+        """Start the process; seconds until `/healthz` answered 200. The emulator's own
+        client is pointed at it unless `point_emulator` is False (a second replica)."""
         port = free_port()
         env = {**os.environ, "SLACK_BOT_TOKEN": BOT_TOKEN,
                "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": self._emu.api_url,
                "SIGNOFF_CHANNEL": APPROVALS, "SIGNOFF_DATABASE": str(self._database),
-               "PORT": str(port), "HOST": "127.0.0.1", "LOG_LEVEL": "WARNING"}
+               "PORT": str(port), "HOST": "127.0.0.1", "LOG_LEVEL": "WARNING", **self._env}
         env.pop("SLACK_APP_TOKEN", None)
         if self._policy is not None:
             env["SIGNOFF_POLICY"] = str(self._policy)
@@ -509,7 +583,8 @@ class BotProcess:
                     raise TimeoutError(f"the bot was not healthy after {timeout}s")
                 time.sleep(0.005)
         elapsed = time.perf_counter() - start
-        self._emu.events_url = self.events_url
+        if point_emulator:
+            self._emu.events_url = self.events_url
         return elapsed
 
     @property
@@ -527,8 +602,7 @@ class BotProcess:
 
     def cpu_seconds(self) -> float:
         """User + system CPU the bot's process has used so far (all its threads)."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return process_cpu(self.pid)
 
     def memory_mb(self) -> tuple[float, float]:
         """(resident now, peak resident) in MiB, from /proc."""
