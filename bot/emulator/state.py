@@ -91,9 +91,8 @@ class EmulatorState:
         self._calls: list[Call] = []
         self._deliveries: list[Delivery] = []
         self._outside: set[str] = set()  # channels the bot is not (or no longer) a member of
-        limits = rate_limits if isinstance(rate_limits, RateLimits) else (
-            RateLimits() if rate_limits else None)
-        self._limiter = RateLimiter(limits, clock=clock) if limits is not None else None
+        self._limiter: RateLimiter | None = None
+        self.set_rate_limits(rate_limits)
         self._rate_limited: Counter[str] = Counter()
 
     def reset(self) -> None:
@@ -330,6 +329,14 @@ class EmulatorState:
             if retry_after is not None:
                 self._rate_limited[method] += 1
             return retry_after
+
+    def set_rate_limits(self, rate_limits: RateLimits | bool) -> None:
+        """Answer 429 as Slack would from now on (True, or these numbers), or never (False).
+        The buckets start full, as for a workspace that has been quiet."""
+        limits = rate_limits if isinstance(rate_limits, RateLimits) else (
+            RateLimits() if rate_limits else None)
+        with self._lock:
+            self._limiter = RateLimiter(limits, clock=self.clock) if limits else None
 
     @property
     def rate_limited(self) -> Counter[str]:
