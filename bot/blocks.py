@@ -19,6 +19,7 @@ __all__ = [
     "ACTION_RESPOND",
     "ARG_BLOCK_PREFIX",
     "ARG_INPUT",
+    "approvers_mention",
     "arg_block_id",
     "CHANGES_VIEW",
     "EDIT_VIEW",
@@ -150,6 +151,12 @@ def _short(value: Any) -> str:
     """A value as escaped text, cut while still raw so no escape is split."""
     text = value if isinstance(value, str) else json.dumps(value)
     return untrusted(cut(text, 200, markup=False))
+
+
+def approvers_mention(entries: tuple[str, ...]) -> str | None:
+    """The tags that ping a role's members (user IDs, user-group IDs; "*" pings nobody)."""
+    tags = [f"<!subteam^{e}>" if e.startswith("S") else f"<@{e}>" for e in entries if e != "*"]
+    return " ".join(tags) or None
 
 
 def request_message(

@@ -1,10 +1,11 @@
-"""The `signoff` command: serve, dev, run, pending, audit."""
+"""The `signoff` command: serve, dev, run, pending, audit (and audit verify)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import sys
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -135,22 +136,77 @@ def pending() -> None:
     asyncio.run(go())
 
 
-@app.command()
+audit_app = typer.Typer(add_completion=False,
+                        help="The audit trail: print it (filtered), or verify its hash chain.")
+app.add_typer(audit_app, name="audit")
+
+
+def _when(option: str, text: str | None, now: datetime) -> datetime | None:
+    from bot.audit_export import parse_when
+
+    try:
+        return None if text is None else parse_when(text, now=now)
+    except ValueError as exc:
+        typer.echo(f"signoff audit: {option}: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@audit_app.callback(invoke_without_command=True)
 def audit(
+    ctx: typer.Context,
     run_id: Annotated[str | None, typer.Option("--run", help="Only this run.")] = None,
+    user: Annotated[str | None, typer.Option("--user", help="Only this actor.")] = None,
+    since: Annotated[str | None, typer.Option(
+        help="From this time: 2026-01-31, 2026-01-31T09:30 (UTC unless zoned), or 30d, 12h "
+             "ago.")] = None,
+    until: Annotated[str | None, typer.Option(help="Before this time (as --since).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="jsonl or csv (with a header row).")
+                   ] = "jsonl",
 ) -> None:
-    """Print the audit trail as JSON lines, oldest first."""
+    """Print the audit trail, oldest first (JSON lines, or CSV)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from bot.audit_export import FORMATS, render
     from bot.store import open_store
+
+    if fmt not in FORMATS:
+        typer.echo(f"signoff audit: --format: {fmt!r} is not one of {', '.join(FORMATS)}",
+                   err=True)
+        raise typer.Exit(2)
+    now = datetime.now(UTC)
+    start, end = _when("--since", since, now), _when("--until", until, now)
+    if start is not None and end is not None and start >= end:
+        typer.echo("signoff audit: --since must be before --until", err=True)
+        raise typer.Exit(2)
 
     async def go() -> None:
         store = await open_store(_settings().signoff_database)
         try:
-            for entry in await store.audit(run_id=run_id):
-                sys.stdout.write(json.dumps(entry.to_json()) + "\n")
+            entries = await store.audit(run_id=run_id, actor=user, since=start, until=end)
         finally:
             await store.close()
+        sys.stdout.writelines(render(entries, fmt=fmt))
 
     asyncio.run(go())
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Walk the hash chain: exit 0 if intact, 1 naming the first bad entry."""
+    from bot.audit import verify_store
+    from bot.store import open_store
+
+    async def go() -> bool:
+        store = await open_store(_settings().signoff_database)
+        try:
+            verdict = await verify_store(store)
+        finally:
+            await store.close()
+        typer.echo(verdict.describe(), err=not verdict.intact)
+        return verdict.intact
+
+    if not asyncio.run(go()):
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
-from bot import messages
+from bot import messages, rubber_stamp
 from bot.clock import Clock
+from bot.evidence import decision_evidence
 from bot.interrupts import edit_problems
+from bot.metrics import Metrics
 from bot.models import SYSTEM_ACTOR, ApprovalRequest, AuditEntry, Outcome, RequestStatus, Run
 from bot.policy import Policy, Refusal, check_decision
 from bot.ports import Directory, Notifier
@@ -47,6 +50,7 @@ class Decisions:
         directory: Directory,
         clock: Clock,
         on_decided: Callable[[Run, ApprovalRequest], None],
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
         self._threads = threads
@@ -55,6 +59,7 @@ class Decisions:
         self._directory = directory
         self._clock = clock
         self._on_decided = on_decided
+        self._metrics = metrics or Metrics()
 
     async def check(
         self, *, request_id: str, user: str, outcome: Outcome
@@ -70,22 +75,26 @@ class Decisions:
         """`check`, with the run too: one store read for a click that is let through."""
         found = await self._store.request_and_run(request_id)
         if found is None:
-            return None, None, DecisionReply(False, messages.unknown_request())
+            return None, None, self._refuse("unknown_request", messages.unknown_request())
         request, run = found
         if request.status is not RequestStatus.PENDING:
-            return request, run, DecisionReply(False, messages.already_decided(request))
+            return request, run, self._refuse("already_decided",
+                                              messages.already_decided(request))
         if self._clock.now() >= request.deadline:
             # Too late, even if the deadline has not fired yet: it fails closed now.
             await self.expire_many([request])
             latest = await self._store.get_request(request.id) or request
-            return latest, run, DecisionReply(False, messages.already_decided(latest))
+            return latest, run, self._refuse("already_decided", messages.already_decided(latest))
         if outcome.decision not in request.decisions:
-            return request, run, DecisionReply(False, messages.not_offered(outcome.decision))
+            return request, run, self._refuse("not_offered",
+                                              messages.not_offered(outcome.decision))
         allowed = await self._directory.is_member(
             self._policy.role_members(request.approvers_role), user,
             guests=self._policy.guests)
         refusal = check_decision(request=request, user=user, outcome=outcome,
-                                 members=frozenset({user} if allowed else ()))
+                                 members=frozenset({user} if allowed else ())) \
+            or rubber_stamp.refusal(self._policy.tier(request.tier), request, outcome=outcome,
+                                    at=self._clock.now())
         if refusal is not None:
             await self._store.append_audit(AuditEntry(
                 at=self._clock.now(), kind="refused", actor=user, outcome=outcome.value,
@@ -93,14 +102,15 @@ class Decisions:
                 detail=refusal.value))
             log.info("click refused", extra={"request_id": request.id, "user": user,
                                              "reason": refusal.value})
-            return request, run, DecisionReply(
-                False, messages.refused(refusal, role=request.approvers_role))
+            return request, run, self._refuse(
+                refusal.value, messages.refused(refusal, role=request.approvers_role))
         if await self._is_stale(run, request):
             if not await self.close(run, request, status=RequestStatus.STALE, actor=user):
                 # Somebody decided it meanwhile (and the resume moved the thread on).
                 latest = await self._store.get_request(request.id) or request
-                return latest, run, DecisionReply(False, messages.already_decided(latest))
-            return request, run, DecisionReply(False, messages.stale())
+                return latest, run, self._refuse("already_decided",
+                                                 messages.already_decided(latest))
+            return request, run, self._refuse("stale", messages.stale())
         return request, run, None
 
     async def decide(
@@ -167,7 +177,9 @@ class Decisions:
                 audit=AuditEntry(at=now, kind="timeout" if outcome is Outcome.TIMED_OUT
                                  else "decision", actor=SYSTEM_ACTOR, outcome=outcome.value,
                                  run_id=request.run_id, graph=request.graph,
-                                 node=request.node, request_id=request.id, detail=comment)))
+                                 node=request.node, request_id=request.id, detail=comment,
+                                 evidence=decision_evidence(request, policy=self._policy,
+                                                            at=now, run=None))))
         timed_out = []
         runs: dict[str, Run] = {}
         for result in await self._store.decide_many(batch):
@@ -177,6 +189,7 @@ class Decisions:
                 if run_id not in runs:
                     runs[run_id] = await self.require_run(result.request)
                 self._on_decided(runs[run_id], result.request)
+        self._metrics.decided(timed_out, outcome=Outcome.TIMED_OUT.value)
         return timed_out
 
     async def _apply(
@@ -199,16 +212,20 @@ class Decisions:
         now = self._clock.now()
         audit = AuditEntry(at=now, kind="decision", actor=actor, outcome=outcome.value,
                            run_id=request.run_id, graph=request.graph, node=request.node,
-                           request_id=request.id, detail=comment or "")
+                           request_id=request.id, detail=comment or "",
+                           evidence=decision_evidence(request, policy=self._policy, at=now,
+                                                      run=run))
         if outcome is Outcome.APPROVED and request.approvals_required > 1:
             vote = await self._store.record_vote(request_id, user=actor, at=now,
                                                  audit=replace(audit, kind="vote"))
             if not vote.added:
                 if vote.request.status is not RequestStatus.PENDING:
-                    return DecisionReply(False, messages.already_decided(vote.request))
-                return DecisionReply(False, messages.refused(Refusal.ALREADY_VOTED,
-                                                             role=request.approvers_role))
+                    return self._refuse("already_decided",
+                                        messages.already_decided(vote.request))
+                return self._refuse(Refusal.ALREADY_VOTED.value, messages.refused(
+                    Refusal.ALREADY_VOTED, role=request.approvers_role))
             log.info("vote recorded", extra={"request_id": request_id, "user": actor})
+            await self._flag_fast(request, outcome=outcome, actor=actor, at=now)
             if len(vote.request.votes) < vote.request.approvals_required:
                 await self.redraw(run, vote.request)
                 return DecisionReply(True, messages.vote_recorded(vote.request))
@@ -220,13 +237,36 @@ class Decisions:
             if (request.approvals_required > 1 and outcome is Outcome.APPROVED
                     and result.request.status is RequestStatus.APPROVED):
                 return DecisionReply(True)  # a racing final vote decided it: ours counted too
-            return DecisionReply(False, messages.already_decided(result.request))
+            return self._refuse("already_decided", messages.already_decided(result.request))
         log.info("decision recorded", extra={"request_id": request_id, "user": actor,
                                              "outcome": outcome.value})
         # Committed: the message and the resume follow in the background, so a burst of
         # decisions is recorded at once rather than one Slack round trip at a time.
         self._on_decided(run, result.request)
+        self._metrics.decided([result.request], outcome=outcome.value, at=now)
+        if request.approvals_required <= 1:  # a quorum's votes were flagged one by one
+            await self._flag_fast(request, outcome=outcome, actor=actor, at=now)
         return DecisionReply(True)
+
+    def _refuse(self, reason: str, message: str) -> DecisionReply:
+        """A click not taken (counted by `reason`), and what to tell its author."""
+        self._metrics.refused(reason)
+        return DecisionReply(False, message)
+
+    async def _flag_fast(self, request: ApprovalRequest, *, outcome: Outcome, actor: str,
+                         at: datetime) -> None:
+        """Audit and count an approval given sooner than its tier's min_review_time (the
+        rubber-stamp signal). It is on record already, so a failure here only logs."""
+        if outcome is not Outcome.APPROVED:
+            return
+        entry = rubber_stamp.flag(self._policy.tier(request.tier), request, actor=actor, at=at)
+        if entry is None:
+            return
+        self._metrics.rubber_stamp(request)
+        try:
+            await self._store.append_audit(entry)
+        except Exception:
+            log.exception("could not audit a fast approval", extra={"request_id": request.id})
 
     async def close(
         self, run: Run, request: ApprovalRequest, *, status: RequestStatus, actor: str

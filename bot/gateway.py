@@ -23,11 +23,13 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import StateSnapshot
 
 from bot import messages
+from bot.blocks import approvers_mention
 from bot.claims import Holder, is_dead_local_owner, new_owner
 from bot.clock import Clock
 from bot.decisions import DecisionReply, Decisions
 from bot.errors import InvalidCommandError, UnknownRoleError
 from bot.interrupts import NoSafeDefault, ReviewItem, feedback, resume_value
+from bot.metrics import Metrics
 from bot.models import (
     SYSTEM_ACTOR,
     ApprovalRequest,
@@ -95,6 +97,7 @@ class Gateway:
         ids: Callable[[str], str] = new_id,
         lease: timedelta = timedelta(seconds=30),
         max_resumes: int = 4,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
         self._registry = registry
@@ -105,17 +108,18 @@ class Gateway:
         self._ids = ids
         self._lease = lease
         self._owner = new_owner()
+        self._metrics = metrics or Metrics()
         # At most `max_resumes` runs go through their graph at once, whichever path started
         # them; waiting for a slot holds no database lock, and Slack calls wait outside.
         self._threads = GraphThreads(registry=registry, checkpointer=checkpointer,
-                                     max_concurrent=max_resumes)
+                                     max_concurrent=max_resumes, metrics=self._metrics)
         self._tasks: set[asyncio.Task[None]] = set()
         self._held: dict[str, Claim] = {}
         self._accepting = True
         self._on_new_deadline: Callable[[], None] = lambda: None
         self.decisions = Decisions(
             store=store, threads=self._threads, policy=policy, notifier=notifier,
-            directory=directory, clock=clock,
+            directory=directory, clock=clock, metrics=self._metrics,
             on_decided=lambda run, request: self._spawn(
                 self._after_decision(run, request), name=f"decided {request.id}"),
         )
@@ -385,6 +389,7 @@ class Gateway:
             holder.applied.add(first.id)
             holder.check()
             await self._threads.run_on(run)
+            self._metrics.resumed([first], at=self._clock.now())
             return
         by_interrupt: dict[str, list[ApprovalRequest]] = {}
         for request in group:
@@ -396,6 +401,7 @@ class Gateway:
             await self._stop_undecidable(work, group, settled)
         holder.check()
         await self._threads.resume(run, answers)
+        self._metrics.resumed(group, at=self._clock.now())
         holder.applied.update(r.id for r in group)
 
     async def _ask(self, work: _Work, state: StateSnapshot,
@@ -423,6 +429,7 @@ class Gateway:
         # posts them once the lease is out, and `_step` decides those the policy lets through.
         await self._end(work, StepEnd(status=RunStatus.RUNNING, done=settled, new=new,
                                       release=False, post_until=now + self._lease))
+        self._metrics.created(built)
         keys = {(r.interrupt_id, r.item) for r in built}
         pending = [r for r in work.requests if r.checkpoint_id == checkpoint
                    and (r.interrupt_id, r.item) in keys and r.status is RequestStatus.PENDING]
@@ -452,6 +459,7 @@ class Gateway:
                               detail=f"tier {r.tier} needs no approval"))
             for r in requests])
         work.update([r.request for r in results])
+        self._metrics.decided([r.request for r in results if r.applied], outcome="auto")
 
     def _request(self, run: Run, item: ReviewItem, *, checkpoint: str, node: str,
                  now: datetime, previous: Sequence[ApprovalRequest]) -> ApprovalRequest:
@@ -500,6 +508,7 @@ class Gateway:
             log.warning("run failed after its claim was lost; not reporting it",
                         extra={"run_id": run.id, "ref": ref})
             return False
+        self._metrics.run_failed()
         await self._say(work.run, messages.run_failed(run_id=run.id, reason=reason, ref=ref))
         return True
 
@@ -579,10 +588,7 @@ class Gateway:
         return after
 
     def _mention(self, role: str) -> str | None:
-        entries = self._policy.role_members(role)
-        tags = [f"<!subteam^{e}>" if e.startswith("S") else f"<@{e}>"
-                for e in entries if e != "*"]
-        return " ".join(tags) or None
+        return approvers_mention(self._policy.role_members(role))
 
     # -- deadlines (the scheduler's side of bot.decisions) ---------------------------------
 
@@ -626,6 +632,7 @@ class Gateway:
             run_id=request.run_id if request else "-", graph=request.graph if request else "-",
             node=request.node if request else None,
             request_id=request.id if request else None, detail=f"team {team}"))
+        self._metrics.refused("other_workspace")
         log.warning("refused a request from another workspace",
                     extra={"user": user, "team": team, "request_id": request_id})
 

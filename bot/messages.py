@@ -173,6 +173,8 @@ def refused(refusal: Refusal, *, role: str) -> str:
         return f"You are not an approver for this request (needs: {untrusted(role)})."
     if refusal is Refusal.SELF_APPROVAL:
         return "You started this run, so you cannot approve it yourself; ask another approver."
+    if refusal is Refusal.TOO_FAST:
+        return "This request was posted moments ago; take a moment to read it, then approve."
     return "You already approved this request; it needs a different approver."
 
 

@@ -255,6 +255,12 @@ class AuditEntry:
     node: str | None = None
     detail: str = ""
     seq: int | None = None
+    # For a decision or a vote: what the reviewer was shown and under which rules
+    # (bot.evidence). Strings, integers and null only: it is hashed as canonical JSON.
+    evidence: dict[str, Any] | None = None
+    # The hash chain (bot.audit): set by the store when it appends the entry.
+    prev_hash: str | None = None
+    hash: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -269,4 +275,7 @@ class AuditEntry:
             "node": self.node,
             "request_id": self.request_id,
             "detail": self.detail,
+            "evidence": self.evidence,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
         }

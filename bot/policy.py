@@ -3,19 +3,25 @@ graph's pauses get at least. Pure."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
+from typing import Any
 
 from bot.models import ApprovalRequest, Outcome
 
-__all__ = ["ANYONE", "DEFAULT_PAUSE_TIER", "RISK_ORDER", "Policy", "Refusal", "Tier",
-           "check_decision"]
+__all__ = ["ANYONE", "DEFAULT_MIN_REVIEW_TIME", "DEFAULT_PAUSE_TIER", "RISK_ORDER", "Policy",
+           "Refusal", "Tier", "check_decision"]
 
 ANYONE = "*"
 RISK_ORDER = ("low", "medium", "high", "critical")  # the built-in tiers, least strict first
 DEFAULT_PAUSE_TIER = "medium"  # a graph's pauses are at least medium unless the policy says
+# An approval sooner than this after posting is flagged as a rubber stamp (none: never).
+DEFAULT_MIN_REVIEW_TIME = {"high": timedelta(seconds=10), "critical": timedelta(seconds=20)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +36,8 @@ class Tier:
     confirm: bool = False  # Approve asks "are you sure?" first
     reversible: bool = True  # the actions can be undone, so a timeout may approve them
     self_approval: bool | None = None  # None: the policy's `self_approval` applies
+    min_review_time: timedelta | None = None  # a faster approval is a rubber stamp
+    refuse_fast_approvals: bool = False  # refuse such an approval rather than flag it
 
     @property
     def pauses(self) -> bool:
@@ -56,10 +64,26 @@ class Policy:
             tiers={
                 "low": Tier("low", approvals=0, timeout=timeout),
                 "medium": Tier("medium", approvals=1, timeout=timeout),
-                "high": Tier("high", approvals=1, timeout=timeout, confirm=True),
-                "critical": Tier("critical", approvals=2, timeout=timeout, confirm=True),
+                "high": Tier("high", approvals=1, timeout=timeout, confirm=True,
+                             min_review_time=DEFAULT_MIN_REVIEW_TIME["high"]),
+                "critical": Tier("critical", approvals=2, timeout=timeout, confirm=True,
+                                 min_review_time=DEFAULT_MIN_REVIEW_TIME["critical"]),
             },
         )
+
+    def canonical(self) -> dict[str, Any]:
+        """Every rule as plain JSON (durations in microseconds), fields as they are named:
+        a rule added to Policy or Tier is in it without a change here."""
+        plain = _plain(self)
+        assert isinstance(plain, dict)
+        return plain
+
+    def version(self) -> str:
+        """SHA-256 (hex) of the canonical JSON of `canonical()` (sorted keys, no
+        whitespace): which rules a decision was made under, recorded in its audit entry."""
+        text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def tier(self, name: str) -> Tier:
         """The tier called `name`; an unknown risk is treated as the strictest tier."""
@@ -104,12 +128,29 @@ class Policy:
         return any(m == ANYONE or m.startswith("S") for m in members) or len(members) >= approvals
 
 
+def _plain(value: Any) -> Any:
+    """A policy's value as JSON: dataclasses and mappings as objects, tuples as lists."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple | list | frozenset | set):
+        items = [_plain(v) for v in value]
+        return items if isinstance(value, tuple | list) else sorted(items, key=str)
+    if isinstance(value, timedelta):
+        return value // timedelta(microseconds=1)
+    if isinstance(value, StrEnum):
+        return value.value
+    return value
+
+
 class Refusal(StrEnum):
     """Why a click is not taken as a decision."""
 
     NOT_APPROVER = "not_approver"
     SELF_APPROVAL = "self_approval"
     ALREADY_VOTED = "already_voted"
+    TOO_FAST = "too_fast"  # approved sooner than the tier's min_review_time, which refuses it
 
 
 def check_decision(

@@ -13,7 +13,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.policy import ANYONE, DEFAULT_PAUSE_TIER, RISK_ORDER, Policy, Tier
+from bot.policy import (
+    ANYONE,
+    DEFAULT_MIN_REVIEW_TIME,
+    DEFAULT_PAUSE_TIER,
+    RISK_ORDER,
+    Policy,
+    Tier,
+)
 
 __all__ = ["BUNDLED_TIERS", "PolicyError", "load_policy", "parse_duration"]
 
@@ -28,7 +35,9 @@ _DEFAULT_KEYS = ("timeout", "on_timeout", "self_approval", "pause_tier", "guests
 _GRAPH_KEYS = ("tier",)
 _TIER_KEYS = (
     "approvers", "approvals", "timeout", "on_timeout", "confirm", "reversible", "self_approval",
+    "min_review_time", "refuse_fast_approvals",
 )
+_REFUSING_TIER = "critical"  # the one tier whose fast approvals may be refused
 _SLACK_ID = re.compile(r"[UWS][A-Z0-9]+")  # Slack IDs are upper case: U/W users, S groups
 _DURATION = re.compile(
     r"(?:(?P<days>\d+)d)?\s*(?:(?P<hours>\d+)h)?\s*(?:(?P<minutes>\d+)m)?\s*(?:(?P<seconds>\d+)s)?"
@@ -70,6 +79,9 @@ def load_policy(path: Path) -> Policy:
       reversible            the tier's actions can be undone; true. "approve" on timeout
                             is allowed only when true.
       self_approval         overrides defaults.self_approval for this tier.
+      min_review_time       an approval sooner than this after posting is flagged as a
+                            rubber stamp; 10s for high, 20s for critical, else none; 0: none.
+      refuse_fast_approvals critical only: refuse such an approval instead; false.
     [graphs.NAME]           one graph (by its registered name).
       tier (required)       the lowest tier of this graph's pauses, instead of
                             defaults.pause_tier; a tier with approvals = 0 lets its pauses
@@ -237,11 +249,16 @@ def _tier(
     on_timeout = _on_timeout(spec, where=where, default=defaults.on_timeout)
     if on_timeout == "approve" and not reversible:
         raise _Invalid(f"{where}.on_timeout", _approve_irreversible(where, spec))
+    timeout = _duration(spec, "timeout", where=where, default=defaults.timeout)
+    review = _review_time(spec, where=where, default=DEFAULT_MIN_REVIEW_TIME.get(name))
+    refuse = _bool(spec, "refuse_fast_approvals", where=where, default=False)
+    if refuse:
+        _check_refusing(name, where=where, review=review, timeout=timeout)
     return Tier(
         name=name,
         approvals=approvals,
         approvers=approvers,
-        timeout=_duration(spec, "timeout", where=where, default=defaults.timeout),
+        timeout=timeout,
         on_timeout=on_timeout,
         confirm=_bool(spec, "confirm", where=where, default=name in _CONFIRMED_TIERS),
         reversible=reversible,
@@ -250,7 +267,34 @@ def _tier(
             _bool(spec, "self_approval", where=where, default=False)
             if "self_approval" in spec else None
         ),
+        min_review_time=review,
+        refuse_fast_approvals=refuse,
     )
+
+
+def _review_time(
+    spec: Mapping[str, Any], *, where: str, default: timedelta | None
+) -> timedelta | None:
+    if "min_review_time" not in spec:
+        return default
+    value = spec["min_review_time"]
+    if isinstance(value, int | float) and not isinstance(value, bool) and value == 0:
+        return None  # said in as many words: no minimum for this tier
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise _Invalid(f"{where}.min_review_time", f"{exc}; or 0 for no minimum") from None
+
+
+def _check_refusing(name: str, *, where: str, review: timedelta | None,
+                    timeout: timedelta) -> None:
+    key = f"{where}.refuse_fast_approvals"
+    if name != _REFUSING_TIER:
+        raise _Invalid(key, _REFUSE_ELSEWHERE)
+    if review is None:
+        raise _Invalid(key, _REFUSE_WITHOUT_MINIMUM)
+    if review >= timeout:
+        raise _Invalid(key, _refuse_past_timeout(review, timeout))
 
 
 def _unbounded(members: tuple[str, ...]) -> bool:
@@ -309,6 +353,11 @@ _NOT_UTF8 = "is not UTF-8 text, which TOML requires"
 _A_ROLE_LIST = 'a list of IDs such as ["*"] or ["U0123ABCD", "S0456EFGH"]'
 _MISSING_APPROVALS = "missing; say how many different people must approve (0: no pause)"
 _MISSING_GRAPH_TIER = "missing; say the lowest tier of this graph's pauses"
+_REFUSE_ELSEWHERE = (
+    f"is allowed only on the {_REFUSING_TIER} tier; elsewhere min_review_time flags a fast "
+    "approval without refusing it"
+)
+_REFUSE_WITHOUT_MINIMUM = "needs a min_review_time to refuse approvals under, and it is 0 here"
 _FLOOR_NEEDS_NOBODY = (
     f"is 0, and {DEFAULT_PAUSE_TIER} is the tier every graph's pauses get at least, so they "
     "would pass without a person; if that is meant, say so: "
@@ -406,6 +455,12 @@ def _missing_tiers(names: Iterable[str]) -> str:
         f"missing tier{'s' if len(listed) != 1 else ''} {_and(listed)} "
         f"(the bundled graphs use {_and(BUNDLED_TIERS)})"
     )
+
+
+def _refuse_past_timeout(review: timedelta, timeout: timedelta) -> str:
+    return (f"would refuse every approval: min_review_time ({review.total_seconds():g} s) is "
+            f"not shorter than the tier's timeout ({timeout.total_seconds():g} s), so every "
+            "request would time out first")
 
 
 def _not_a_duration(value: object) -> str:

@@ -18,6 +18,7 @@ from bot import executors
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.gateway import Gateway
+from bot.metrics import Metrics
 from bot.policy import Policy
 from bot.scheduler import DeadlineScheduler
 from bot.slack.client import make_web_client
@@ -61,6 +62,7 @@ class Service:
     gateway: Gateway
     scheduler: DeadlineScheduler
     policy: Policy
+    metrics: Metrics = field(default_factory=Metrics)
 
 
 def load_policy_for(settings: Settings) -> Policy:
@@ -140,15 +142,16 @@ async def open_service(settings: Settings, deps: Deps | None = None) -> AsyncIte
                             pool_size=settings.signoff_db_pool_size) as backend:
         store, checkpointer = backend.store, backend.checkpointer
         session = aiohttp.ClientSession()
+        metrics = Metrics()  # this process's own figures, at GET /metrics
         try:
             client = make_web_client(token=token, base_url=settings.slack_api_url,
-                                     session=session)
+                                     session=session, metrics=metrics)
             directory = SlackDirectory(client=client, clock=deps.clock)
             await _check_slack(client=client, directory=directory, settings=settings)
             # Sync graph nodes get threads of their own (a couple per resume slot, for
             # parallel branches), apart from the ones DNS lookups use.
             executors.install(node_threads=2 * settings.signoff_max_resumes)
-            notifier = SlackNotifier(client=client, policy=policy)
+            notifier = SlackNotifier(client=client, policy=policy, metrics=metrics)
             gateway = Gateway(
                 store=store,
                 checkpointer=checkpointer,
@@ -159,6 +162,7 @@ async def open_service(settings: Settings, deps: Deps | None = None) -> AsyncIte
                 clock=deps.clock,
                 lease=timedelta(seconds=settings.signoff_lease),
                 max_resumes=settings.signoff_max_resumes,
+                metrics=metrics,
             )
             scheduler = DeadlineScheduler(gateway=gateway, clock=deps.clock,
                                           max_sleep=deps.scheduler_max_sleep)
@@ -174,7 +178,7 @@ async def open_service(settings: Settings, deps: Deps | None = None) -> AsyncIte
             try:
                 yield Service(settings=settings, store=store, checkpointer=checkpointer,
                               client=client, gateway=gateway, scheduler=scheduler,
-                              policy=policy)
+                              policy=policy, metrics=metrics)
             finally:
                 await scheduler.stop()
                 await gateway.shutdown(grace=settings.signoff_shutdown_grace)

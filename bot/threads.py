@@ -12,6 +12,7 @@ from langgraph.types import Command, StateSnapshot
 
 from bot.executors import in_graph
 from bot.interrupts import ReviewItem, review_items
+from bot.metrics import Metrics
 from bot.models import ApprovalRequest, Run
 from graphs.registry import GraphRegistry, GraphSpec
 
@@ -34,16 +35,17 @@ class GraphThreads:
     """
 
     def __init__(self, *, registry: GraphRegistry, checkpointer: BaseCheckpointSaver[Any],
-                 max_concurrent: int = 8) -> None:
+                 max_concurrent: int = 8, metrics: Metrics | None = None) -> None:
         self._registry = registry
         self._checkpointer = checkpointer
         self._compiled: dict[str, Any] = {}
         self._slots = asyncio.Semaphore(max_concurrent)
         self.max_concurrent = max_concurrent
+        self._metrics = metrics or Metrics()
 
     async def _invoke(self, call: Awaitable[Any]) -> None:
         async with self._slots:
-            with in_graph():
+            with in_graph(), self._metrics.resume_in_flight():
                 await call
 
     def spec(self, run: Run) -> GraphSpec:

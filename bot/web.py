@@ -1,4 +1,5 @@
-"""The HTTP edge: `POST /slack/events` (Bolt behind size, signature, shape and replay checks)."""
+"""The HTTP edge: `POST /slack/events` (Bolt behind size, signature, shape and replay checks),
+health and readiness, and `GET /metrics`."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qs
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from slack_bolt.adapter.starlette.async_handler import to_starlette_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
@@ -280,11 +282,18 @@ def create_app(settings: Settings, deps: Deps | None = None, *,
             ok = False
         return JSONResponse({"ok": ok}, status_code=200 if ok else 503)
 
+    async def metrics(request: Request) -> Response:
+        # This process's own figures (each replica is scraped on its own).
+        service: Service = request.app.state.service
+        body = await service.metrics.exposition(pending=service.store.count_pending)
+        return Response(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
     return Starlette(
         routes=[
             Route("/slack/events", events, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
         ],
         lifespan=lifespan,
     )

@@ -73,3 +73,23 @@ def test_a_role_that_cannot_reach_the_quorum() -> None:
     assert TEAM.can_give("senior", 2) and not TEAM.can_give("one", 2)
     assert TEAM.can_give("group", 5) and TEAM.can_give("reviewer", 5)
     assert not TEAM.can_give("nobody", 1)
+
+
+def test_the_policy_version_is_a_hash_of_every_rule() -> None:
+    """Same rules, same version; any rule changed (a tier's quorum, a role's members, a
+    field Tier gains later) changes it. SHA-256 hex of the canonical JSON."""
+    import dataclasses
+    import hashlib
+    import json
+
+    from bot.policy import Policy, Tier
+
+    policy = Policy.default()
+    assert policy.version() == Policy.default().version()
+    text = json.dumps(policy.canonical(), sort_keys=True, separators=(",", ":"))
+    assert policy.version() == hashlib.sha256(text.encode()).hexdigest()
+    assert set(policy.canonical()["tiers"]["high"]) == {f.name for f in dataclasses.fields(Tier)}
+    stricter = dataclasses.replace(policy, tiers={**policy.tiers, "medium": dataclasses.replace(
+        policy.tiers["medium"], approvals=2)})
+    other_roles = dataclasses.replace(policy, roles={"reviewer": ("U0BOB",)})
+    assert len({policy.version(), stricter.version(), other_roles.version()}) == 3

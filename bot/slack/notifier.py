@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks import request_message
+from bot.metrics import Metrics
 from bot.models import ApprovalRequest, Run
 from bot.policy import Policy
-from bot.slack.client import without_rate_limit_retries
+from bot.slack.client import api_method, without_rate_limit_retries
 from bot.slack.outbox import ChannelOutbox, Sleep
 from bot.text import cut
 
@@ -32,15 +34,22 @@ class SlackNotifier:
     """
 
     def __init__(self, *, client: AsyncWebClient, policy: Policy,
-                 sleep: Sleep = asyncio.sleep) -> None:
+                 sleep: Sleep = asyncio.sleep, metrics: Metrics | None = None) -> None:
         self._client = client
         self._paced = without_rate_limit_retries(client)
-        self._outbox = ChannelOutbox(sleep=sleep)
+        self._metrics = metrics or Metrics()
+        self._outbox = ChannelOutbox(sleep=sleep, on_retry=self._count_retry)
         self._policy = policy
 
     async def close(self) -> None:
         """Stop the channels' senders; posts still queued raise OutboxClosedError."""
         await self._outbox.close()
+
+    def _count_retry(self, exc: SlackApiError) -> None:
+        """The outbox sends a rate-limited call again (slack_sdk's own retries are counted
+        by the client's `CallCounter`)."""
+        url = str(getattr(exc.response, "api_url", ""))
+        self._metrics.slack_retry(api_method(url), reason="ratelimited")
 
     def _confirm(self, request: ApprovalRequest) -> bool:
         return self._policy.tier(request.tier).confirm

@@ -55,8 +55,11 @@ class ChannelOutbox:
     A sender starts with a channel's first call and ends when its queue is empty.
     """
 
-    def __init__(self, *, sleep: Sleep = asyncio.sleep) -> None:
+    def __init__(self, *, sleep: Sleep = asyncio.sleep,
+                 on_retry: Callable[[SlackApiError], None] = lambda exc: None) -> None:
+        """`on_retry` hears of each 429 that the same call is about to be sent again for."""
         self._sleep = sleep
+        self._on_retry = on_retry
         self._queues: dict[str, deque[_Job]] = {}
         self._senders: dict[str, asyncio.Task[None]] = {}
         self._closed = False
@@ -113,6 +116,7 @@ class ChannelOutbox:
         except SlackApiError as exc:
             wait = retry_after(exc)
             if wait is not None:
+                self._on_retry(exc)
                 await self._sleep(wait)
                 return False
             _settle(job.done, error=exc)

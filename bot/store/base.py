@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bot.audit import ChainHead
 from bot.models import (
     ApprovalRequest,
     AuditEntry,
@@ -340,9 +341,25 @@ class ApprovalStore(abc.ABC):
 
     @abc.abstractmethod
     async def append_audit(self, entry: AuditEntry) -> None:
-        """Append one entry to the audit trail."""
+        """Append one entry to the audit trail.
+
+        Every append (here and in the methods above that take an audit entry) seals the
+        entry as the hash chain's next link (`bot.audit.seal`: its seq, prev_hash, hash, and
+        `at` truncated to the millisecond) and advances the chain head, in the writing
+        transaction: of concurrent appends, each links to the one before it, and seq order
+        is chain order."""
 
     @abc.abstractmethod
-    async def audit(self, *, run_id: str | None = None) -> list[AuditEntry]:
-        """The audit trail in the order it was written."""
+    async def audit(self, *, run_id: str | None = None, actor: str | None = None,
+                    since: datetime | None = None, until: datetime | None = None
+                    ) -> list[AuditEntry]:
+        """The audit trail in the order it was written (seq order), as stored: with each
+        entry's evidence, prev_hash and hash. Optionally only one run's, one actor's, or
+        those at or after `since` and before `until`."""
+
+    @abc.abstractmethod
+    async def audit_chain(self) -> tuple[ChainHead | None, list[AuditEntry]]:
+        """The chain head as stored (None if it is missing) and the whole trail in seq
+        order, read in one statement: one snapshot, so appends racing the read never make
+        the two disagree."""
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +24,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Json
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from bot.audit import EMPTY, ChainHead, entry_hash, seal_all
 from bot.models import (
     ApprovalRequest,
     AuditEntry,
@@ -44,9 +46,11 @@ from bot.store.base import (
 from bot.store.postgres_listen import PgListener
 from bot.store.postgres_schema import (
     AUDIT_COLUMNS,
+    CHAIN_MIGRATION,
     INSERT_AUDIT,
     INSERT_REQUEST,
     INSERT_REQUEST_IF_NEW,
+    LOCK_AUDIT_HEAD,
     MIGRATION_LOCK,
     MIGRATIONS,
     RUN_COLUMNS,
@@ -119,6 +123,8 @@ class PostgresApprovalStore(ApprovalStore):
                                            "FROM signoff_migrations")
                 for v in range(int(row["v"]) + 1, len(MIGRATIONS)):
                     await conn.execute(MIGRATIONS[v], prepare=False)
+                    if v == CHAIN_MIGRATION:
+                        await _seal_existing(conn)
                     await conn.execute("INSERT INTO signoff_migrations (v) VALUES (%s)", (v,))
 
     async def close(self) -> None:
@@ -399,6 +405,8 @@ class PostgresApprovalStore(ApprovalStore):
             # overlapping never wait for each other's rows crosswise.
             for i in sorted(range(len(decisions)), key=lambda i: decisions[i].request_id):
                 applied[i] = await _decide(conn, decisions[i])
+            # The audit after every row is locked (see _insert_audit), in the batch's order.
+            await _insert_audit(conn, [d.audit for i, d in enumerate(decisions) if applied[i]])
             if any(applied.values()):
                 await conn.execute(_NOTIFY)
             ids = sorted({d.request_id for d in decisions})
@@ -452,18 +460,34 @@ class PostgresApprovalStore(ApprovalStore):
     # -- audit -----------------------------------------------------------------------------
 
     async def append_audit(self, entry: AuditEntry) -> None:
-        async with self._pool.connection() as conn:
+        async with self._tx() as conn:  # the head's lock lasts until the insert commits
             await _insert_audit(conn, [entry])
 
-    async def audit(self, *, run_id: str | None = None) -> list[AuditEntry]:
+    async def audit(self, *, run_id: str | None = None, actor: str | None = None,
+                    since: datetime | None = None, until: datetime | None = None
+                    ) -> list[AuditEntry]:
         columns = "seq, " + ", ".join(AUDIT_COLUMNS)
-        if run_id is None:
-            rows = await self._fetch(f"SELECT {columns} FROM signoff_audit ORDER BY seq")
-        else:
-            rows = await self._fetch(
-                f"SELECT {columns} FROM signoff_audit WHERE run_id = %s ORDER BY seq",
-                (run_id,))
+        where, params = ["true"], []
+        for sql, value in (("run_id = %s", run_id), ("actor = %s", actor),
+                           ("at >= %s", since), ("at < %s", until)):
+            if value is not None:
+                where.append(sql)
+                params.append(value)
+        rows = await self._fetch(
+            f"SELECT {columns} FROM signoff_audit WHERE {' AND '.join(where)} ORDER BY seq",
+            params)
         return [audit_row(r) for r in rows]
+
+    async def audit_chain(self) -> tuple[ChainHead | None, list[AuditEntry]]:
+        # One row at least (the head's columns NULL if it is missing, the entry's if none).
+        columns = "a.seq, " + ", ".join(f"a.{c}" for c in AUDIT_COLUMNS)
+        rows = await self._fetch(
+            f"SELECT {columns}, h.seq AS head_seq, h.hash AS head_hash FROM (SELECT 1) one "
+            "LEFT JOIN signoff_audit_head h ON true LEFT JOIN signoff_audit a ON true "
+            "ORDER BY a.seq")
+        head = (None if rows[0]["head_seq"] is None
+                else ChainHead(seq=int(rows[0]["head_seq"]), hash=rows[0]["head_hash"]))
+        return head, [audit_row(r) for r in rows if r["seq"] is not None]
 
 
 async def _fetch(conn: Conn, query: str, params: Sequence[Any] | Mapping[str, Any] = ()
@@ -474,10 +498,40 @@ async def _fetch(conn: Conn, query: str, params: Sequence[Any] | Mapping[str, An
 
 
 async def _insert_audit(conn: Conn, entries: Iterable[AuditEntry]) -> None:
-    params = [audit_params(e) for e in entries]
-    if params:
+    """Append `entries` as the chain's next links. The head stays locked until the
+    transaction ends, so this is the last lock each writing transaction takes: one that
+    held the head and waited for a row another holds could deadlock with it."""
+    entries = list(entries)
+    if not entries:
+        return
+    rows = await _fetch(conn, LOCK_AUDIT_HEAD)
+    if not rows:
+        raise RuntimeError("the audit chain has no head: setup() has not run")
+    sealed, _ = seal_all(entries, after=ChainHead(seq=int(rows[0]["seq"]),
+                                                  hash=rows[0]["hash"]))
+    async with conn.cursor() as cur:
+        await cur.executemany(INSERT_AUDIT, [audit_params(e) for e in sealed])
+
+
+async def _seal_existing(conn: Conn) -> None:
+    """Chain the entries written before the chain existed, in seq order from GENESIS (their
+    `at` as stored), then write the head. The append-only trigger is set aside for this one
+    pass, inside the migration's transaction (which holds the migration lock)."""
+    await conn.execute("ALTER TABLE signoff_audit DISABLE TRIGGER signoff_audit_no_change")
+    rows = await _fetch(conn, f"SELECT seq, {', '.join(AUDIT_COLUMNS)} FROM signoff_audit "
+                              "ORDER BY seq")
+    head, links = EMPTY, []
+    for row in rows:
+        entry = replace(audit_row(row), prev_hash=head.hash, hash=None)
+        head = ChainHead(seq=int(row["seq"]), hash=entry_hash(entry))
+        links.append((entry.prev_hash, head.hash, head.seq))
+    if links:
         async with conn.cursor() as cur:
-            await cur.executemany(INSERT_AUDIT, params)
+            await cur.executemany(
+                "UPDATE signoff_audit SET prev_hash = %s, hash = %s WHERE seq = %s", links)
+    await conn.execute("ALTER TABLE signoff_audit ENABLE TRIGGER signoff_audit_no_change")
+    await conn.execute("INSERT INTO signoff_audit_head (id, seq, hash) VALUES (1, %s, %s)",
+                       (head.seq, head.hash))
 
 
 async def _get_request(conn: Conn, request_id: str) -> ApprovalRequest | None:
@@ -514,7 +568,8 @@ async def _release(conn: Conn, claim: Claim, *, status: RunStatus, result: str |
 
 
 async def _decide(conn: Conn, d: Decision) -> bool:
-    """One compare-and-set decision inside the caller's transaction; True if it applied."""
+    """One compare-and-set decision inside the caller's transaction; True if it applied.
+    Its audit entry is the caller's to append."""
     cur = await conn.execute(
         "UPDATE signoff_requests SET status = %s, decided_by = %s, decided_at = %s, "
         "comment = %s, edited_args = %s, resume_state = 'queued' "
@@ -523,7 +578,6 @@ async def _decide(conn: Conn, d: Decision) -> bool:
          None if d.edited_args is None else Json(d.edited_args), d.request_id))
     if cur.rowcount != 1:
         return False
-    await _insert_audit(conn, [d.audit])
     if d.with_vote:
         await conn.execute(
             "INSERT INTO signoff_votes (request_id, user_id, at) VALUES (%s, %s, %s) "

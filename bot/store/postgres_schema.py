@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
 from psycopg.types.json import Json
 
+from bot.audit import canonical_json
 from bot.models import (
     ActionSpec,
     ApprovalRequest,
@@ -20,9 +22,11 @@ from bot.models import (
 
 __all__ = [
     "AUDIT_COLUMNS",
+    "CHAIN_MIGRATION",
     "INSERT_AUDIT",
     "INSERT_REQUEST",
     "INSERT_REQUEST_IF_NEW",
+    "LOCK_AUDIT_HEAD",
     "MIGRATIONS",
     "MIGRATION_LOCK",
     "RUN_COLUMNS",
@@ -142,7 +146,61 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TRIGGER signoff_audit_no_truncate BEFORE TRUNCATE ON signoff_audit
         FOR EACH STATEMENT EXECUTE FUNCTION signoff_audit_append_only();
     """,
+    # The audit's hash chain (bot.audit) and each decision's evidence. seq now comes from
+    # the chain head, locked by the appending transaction; an entry is refused unless it
+    # links to the head, and a trigger on each insert advances the head, which nothing
+    # else may change (UPDATE only from that trigger, forward, to an entry with that
+    # hash; no DELETE or TRUNCATE). `seal_existing` chains the entries already there.
+    """
+    ALTER TABLE signoff_audit ADD COLUMN evidence text, ADD COLUMN prev_hash text,
+        ADD COLUMN hash text;
+    ALTER TABLE signoff_audit ALTER COLUMN seq DROP IDENTITY;
+    CREATE TABLE signoff_audit_head (
+        id integer PRIMARY KEY CHECK (id = 1),
+        seq bigint NOT NULL,
+        hash text NOT NULL
+    );
+    CREATE FUNCTION signoff_audit_linked() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE
+            head signoff_audit_head%ROWTYPE;
+        BEGIN
+            SELECT * INTO head FROM signoff_audit_head WHERE id = 1 FOR UPDATE;
+            IF NOT FOUND OR NEW.hash IS NULL OR NEW.seq IS DISTINCT FROM head.seq + 1
+                    OR NEW.prev_hash IS DISTINCT FROM head.hash THEN
+                RAISE EXCEPTION 'an audit entry must link to the head of the chain';
+            END IF;
+            RETURN NEW;
+        END
+    $$;
+    CREATE TRIGGER signoff_audit_linked BEFORE INSERT ON signoff_audit
+        FOR EACH ROW EXECUTE FUNCTION signoff_audit_linked();
+    CREATE FUNCTION signoff_audit_advance() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            UPDATE signoff_audit_head SET seq = NEW.seq, hash = NEW.hash WHERE id = 1;
+            RETURN NULL;
+        END
+    $$;
+    CREATE TRIGGER signoff_audit_advance AFTER INSERT ON signoff_audit
+        FOR EACH ROW EXECUTE FUNCTION signoff_audit_advance();
+    CREATE FUNCTION signoff_audit_head_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            -- Depth 2: the UPDATE comes from signoff_audit_advance, not from a client.
+            IF TG_OP = 'UPDATE' AND pg_trigger_depth() > 1 AND NEW.id = OLD.id
+                    AND NEW.seq > OLD.seq
+                    AND NEW.hash = (SELECT hash FROM signoff_audit WHERE seq = NEW.seq) THEN
+                RETURN NEW;
+            END IF;
+            RAISE EXCEPTION 'the chain head only follows the audit trail (% refused)', TG_OP;
+        END
+    $$;
+    CREATE TRIGGER signoff_audit_head_guard BEFORE UPDATE OR DELETE ON signoff_audit_head
+        FOR EACH ROW EXECUTE FUNCTION signoff_audit_head_guard();
+    CREATE TRIGGER signoff_audit_head_no_truncate BEFORE TRUNCATE ON signoff_audit_head
+        FOR EACH STATEMENT EXECUTE FUNCTION signoff_audit_append_only();
+    """,
 )
+# After this migration's SQL, in its transaction: chain the entries it found (bot.audit).
+CHAIN_MIGRATION = 1
 
 RUN_COLUMNS = ("id", "graph", "task", "requester", "channel", "thread_ts", "status",
                "created_at", "result", "error")
@@ -156,7 +214,11 @@ _REQUEST_COLUMNS = (
 )
 
 AUDIT_COLUMNS = ("at", "kind", "actor", "outcome", "run_id", "graph", "node", "request_id",
-                 "detail")
+                 "detail", "evidence", "prev_hash", "hash")
+
+# The appending transaction's first step: the chain head, locked until it commits, so two
+# transactions appending at once (READ COMMITTED) never link to the same entry.
+LOCK_AUDIT_HEAD = "SELECT seq, hash FROM signoff_audit_head WHERE id = 1 FOR UPDATE"
 
 INSERT_REQUEST = (
     f"INSERT INTO signoff_requests ({', '.join(_REQUEST_COLUMNS)}, post_until) "
@@ -166,8 +228,8 @@ INSERT_REQUEST = (
 INSERT_REQUEST_IF_NEW = INSERT_REQUEST + " ON CONFLICT DO NOTHING RETURNING id"
 
 INSERT_AUDIT = (
-    f"INSERT INTO signoff_audit ({', '.join(AUDIT_COLUMNS)}) "
-    f"VALUES ({', '.join(['%s'] * len(AUDIT_COLUMNS))})"
+    f"INSERT INTO signoff_audit (seq, {', '.join(AUDIT_COLUMNS)}) "
+    f"VALUES ({', '.join(['%s'] * (len(AUDIT_COLUMNS) + 1))})"
 )
 
 # A request's votes in the same query (one round trip, no N+1), in the order they came.
@@ -263,6 +325,9 @@ def audit_row(row: dict[str, Any]) -> AuditEntry:
         node=row["node"],
         request_id=row["request_id"],
         detail=row["detail"],
+        evidence=None if row["evidence"] is None else json.loads(row["evidence"]),
+        prev_hash=row["prev_hash"],
+        hash=row["hash"],
     )
 
 
@@ -282,6 +347,8 @@ def request_params(request: ApprovalRequest, *, post_until: datetime | None) -> 
 
 
 def audit_params(entry: AuditEntry) -> tuple[Any, ...]:
-    """INSERT_AUDIT's parameters."""
-    return (entry.at, entry.kind, entry.actor, entry.outcome, entry.run_id, entry.graph,
-            entry.node, entry.request_id, entry.detail)
+    """INSERT_AUDIT's parameters, for an entry sealed by `bot.audit.seal`."""
+    evidence = None if entry.evidence is None else canonical_json(entry.evidence)
+    return (entry.seq, entry.at, entry.kind, entry.actor, entry.outcome, entry.run_id,
+            entry.graph, entry.node, entry.request_id, entry.detail, evidence,
+            entry.prev_hash, entry.hash)

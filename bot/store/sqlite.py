@@ -7,11 +7,21 @@ import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import aiosqlite
 
+from bot.audit import (
+    EMPTY,
+    ChainHead,
+    canonical_json,
+    content_json,
+    entry_hash,
+    link_hash,
+    truncate_ms,
+)
 from bot.models import (
     ActionSpec,
     ApprovalRequest,
@@ -129,13 +139,52 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE signoff_requests ADD COLUMN fire_until REAL;
     """,
+    # The audit's hash chain (bot.audit) and each decision's evidence. The chain head is
+    # advanced by a trigger on each insert, and moves only forward to an entry that exists
+    # with that hash; an entry is refused unless it links to the head. `_seal_existing`
+    # chains the entries already there, then writes the head.
+    """
+    ALTER TABLE signoff_audit ADD COLUMN evidence TEXT;
+    ALTER TABLE signoff_audit ADD COLUMN prev_hash TEXT;
+    ALTER TABLE signoff_audit ADD COLUMN hash TEXT;
+    CREATE TABLE signoff_audit_head (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        seq INTEGER NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE TRIGGER signoff_audit_linked BEFORE INSERT ON signoff_audit
+        WHEN NEW.hash IS NULL
+            OR NEW.seq IS NOT (SELECT seq + 1 FROM signoff_audit_head)
+            OR NEW.prev_hash IS NOT (SELECT hash FROM signoff_audit_head)
+        BEGIN SELECT RAISE(ABORT, 'an audit entry must link to the head of the chain'); END;
+    CREATE TRIGGER signoff_audit_advance AFTER INSERT ON signoff_audit
+        BEGIN UPDATE signoff_audit_head SET seq = NEW.seq, hash = NEW.hash; END;
+    CREATE TRIGGER signoff_audit_head_forward BEFORE UPDATE ON signoff_audit_head
+        WHEN NEW.id IS NOT OLD.id OR NEW.seq <= OLD.seq
+            OR NEW.hash IS NOT (SELECT hash FROM signoff_audit WHERE seq = NEW.seq)
+        BEGIN SELECT RAISE(ABORT, 'the chain head only follows the audit trail'); END;
+    CREATE TRIGGER signoff_audit_head_kept BEFORE DELETE ON signoff_audit_head
+        BEGIN SELECT RAISE(ABORT, 'the chain head only follows the audit trail'); END;
+    """,
 )
+# After this migration's SQL, in its transaction: chain the entries it found (bot.audit).
+_CHAIN_MIGRATION = 3
+_LINK_HASH = "signoff_link_hash"  # bot.audit.link_hash, registered on each connection
+_NO_UPDATE_TRIGGER = """
+    CREATE TRIGGER signoff_audit_no_update BEFORE UPDATE ON signoff_audit
+        BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+"""
 
 _REQUEST_COLUMNS = (
     "id, run_id, graph, node, checkpoint_id, action, action_hash, tier, approvers_role, "
     "approvals_required, self_approval, requester, status, created_at, deadline, channel, "
     "message_ts, round, decided_by, decided_at, comment, resume_state, on_timeout, kind, "
     "interrupt_id, item, options, edited_args, applied_checkpoint"
+)
+# One row at least (the head's columns NULL if it is missing, the entry's if none exist).
+_AUDIT_CHAIN = (
+    "SELECT a.*, h.seq AS head_seq, h.hash AS head_hash FROM (SELECT 1) AS one "
+    "LEFT JOIN signoff_audit_head h ON 1 LEFT JOIN signoff_audit a ON 1 ORDER BY a.seq"
 )
 _RUN_COLUMNS = "id, graph, task, requester, channel, thread_ts, status, created_at, result, error"
 
@@ -210,6 +259,9 @@ def _audit(row: sqlite3.Row) -> AuditEntry:
         node=row["node"],
         request_id=row["request_id"],
         detail=row["detail"],
+        evidence=None if row["evidence"] is None else json.loads(row["evidence"]),
+        prev_hash=row["prev_hash"],
+        hash=row["hash"],
     )
 
 
@@ -229,6 +281,7 @@ class SqliteApprovalStore(ApprovalStore):
         await conn.execute("PRAGMA busy_timeout=10000")
         await _enable_wal(conn)
         await conn.execute("PRAGMA foreign_keys=ON")
+        await conn.create_function(_LINK_HASH, 3, link_hash, deterministic=True)
         return cls(conn)
 
     @asynccontextmanager
@@ -260,6 +313,8 @@ class SqliteApprovalStore(ApprovalStore):
             for v in range(version, len(MIGRATIONS)):
                 for statement in _split_sql(MIGRATIONS[v]):
                     await db.execute(statement)
+                if v == _CHAIN_MIGRATION:
+                    await _seal_existing(db)
                 await db.execute("INSERT INTO signoff_migrations (v) VALUES (?)", (v,))
 
     async def close(self) -> None:
@@ -603,14 +658,24 @@ class SqliteApprovalStore(ApprovalStore):
         async with self._tx() as db:
             await _insert_audit(db, entry)
 
-    async def audit(self, *, run_id: str | None = None) -> list[AuditEntry]:
-        if run_id is None:
-            rows = await self._fetchall("SELECT * FROM signoff_audit ORDER BY seq")
-        else:
-            rows = await self._fetchall(
-                "SELECT * FROM signoff_audit WHERE run_id = ? ORDER BY seq", (run_id,)
-            )
+    async def audit(self, *, run_id: str | None = None, actor: str | None = None,
+                    since: datetime | None = None, until: datetime | None = None
+                    ) -> list[AuditEntry]:
+        where, params = ["true"], []
+        for sql, value in (("run_id = ?", run_id), ("actor = ?", actor),
+                           ("at >= ?", since and _ts(since)), ("at < ?", until and _ts(until))):
+            if value is not None:
+                where.append(sql)
+                params.append(value)
+        rows = await self._fetchall(
+            f"SELECT * FROM signoff_audit WHERE {' AND '.join(where)} ORDER BY seq", params)
         return [_audit(r) for r in rows]
+
+    async def audit_chain(self) -> tuple[ChainHead | None, list[AuditEntry]]:
+        rows = await self._fetchall(_AUDIT_CHAIN)
+        head = (None if rows[0]["head_seq"] is None
+                else ChainHead(seq=rows[0]["head_seq"], hash=rows[0]["head_hash"]))
+        return head, [_audit(r) for r in rows if r["seq"] is not None]
 
 
 async def _enable_wal(conn: aiosqlite.Connection, *, attempts: int = 200) -> None:
@@ -753,9 +818,16 @@ async def _insert_request(db: aiosqlite.Connection, request: ApprovalRequest, *,
 
 
 async def _insert_audit(db: aiosqlite.Connection, entry: AuditEntry) -> None:
-    await db.execute(
-        "INSERT INTO signoff_audit (at, kind, actor, outcome, run_id, graph, node, request_id, "
-        "detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    """Append `entry` as the chain's next link, in one statement: it reads the head and
+    hashes the entry in its place (`_LINK_HASH`, a Python function on the connection),
+    which spares a round trip to the database's thread. The transaction holds the write
+    lock (BEGIN IMMEDIATE), so nobody else appends between the two."""
+    entry = replace(entry, at=truncate_ms(entry.at))
+    cur = await db.execute(
+        "INSERT INTO signoff_audit (seq, at, kind, actor, outcome, run_id, graph, node, "
+        "request_id, detail, evidence, prev_hash, hash) "
+        "SELECT seq + 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, hash, "
+        f"{_LINK_HASH}(?, seq + 1, hash) FROM signoff_audit_head",
         (
             _ts(entry.at),
             entry.kind,
@@ -766,5 +838,28 @@ async def _insert_audit(db: aiosqlite.Connection, entry: AuditEntry) -> None:
             entry.node,
             entry.request_id,
             entry.detail,
+            None if entry.evidence is None else canonical_json(entry.evidence),
+            content_json(entry),
         ),
     )
+    if cur.rowcount != 1:
+        raise RuntimeError("the audit chain has no head: setup() has not run")
+
+
+async def _seal_existing(db: aiosqlite.Connection) -> None:
+    """Chain the entries written before the chain existed, in seq order from GENESIS (their
+    `at` as stored), then write the head. The append-only trigger is set aside for this
+    one pass, inside the migration's transaction."""
+    await db.execute("DROP TRIGGER signoff_audit_no_update")
+    async with db.execute("SELECT * FROM signoff_audit ORDER BY seq") as cur:
+        rows = list(await cur.fetchall())
+    head = EMPTY
+    for row in rows:
+        entry = replace(_audit(row), prev_hash=head.hash, hash=None)
+        digest = entry_hash(entry)
+        await db.execute("UPDATE signoff_audit SET prev_hash = ?, hash = ? WHERE seq = ?",
+                         (head.hash, digest, row["seq"]))
+        head = ChainHead(seq=row["seq"], hash=digest)
+    await db.execute(_NO_UPDATE_TRIGGER.strip())
+    await db.execute("INSERT INTO signoff_audit_head (id, seq, hash) VALUES (1, ?, ?)",
+                     (head.seq, head.hash))

@@ -12,8 +12,9 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
+from bot.audit import ChainHead, verify_store
 from bot.store.postgres import MIGRATIONS, Pool, PostgresApprovalStore, pool_kwargs
-from tests.store.conftest import Factory
+from tests.store.conftest import T0, Factory
 from tests.store.test_store_health import Wakes
 
 OpenStore = Callable[..., Awaitable[PostgresApprovalStore]]
@@ -55,7 +56,7 @@ async def test_replicas_setting_up_at_once_migrate_once(
     assert query(pg_database, "SELECT v FROM signoff_migrations ORDER BY v") == [
         (v,) for v in range(len(MIGRATIONS))]
     tables = query(pg_database, "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'signoff_%'")
-    assert tables == [(5,)]  # runs, requests, votes, audit, migrations
+    assert tables == [(6,)]  # runs, requests, votes, audit, its chain head, migrations
 
 
 @pytest.mark.parametrize("statement", [
@@ -121,3 +122,38 @@ async def test_times_read_back_in_utc_whatever_the_session_zone(
     stored = await store.get_request(request.id)
     assert stored == request
     assert stored is not None and stored.deadline.utcoffset() == timedelta(0)
+
+
+async def test_a_trail_from_before_the_chain_is_chained_by_the_migration(
+    open_pg: OpenStore, pg_database: str, make: Factory
+) -> None:
+    """Entries of the first schema (seqs with a gap, as a rolled-back insert leaves) are
+    chained in seq order by the migration, stay append-only, and new entries follow them."""
+    with psycopg.connect(pg_database, autocommit=True) as conn:
+        conn.execute("CREATE TABLE signoff_migrations (v integer PRIMARY KEY)")
+        conn.execute(MIGRATIONS[0])
+        conn.execute("INSERT INTO signoff_migrations (v) VALUES (0)")
+        for seq, kind in ((1, "run_started"), (2, "requested"), (5, "decision")):
+            conn.execute("INSERT INTO signoff_audit (seq, at, kind, actor, outcome, run_id, "
+                         "graph, detail) OVERRIDING SYSTEM VALUE VALUES (%s, %s, %s, 'U0BOB', "
+                         "'approved', 'run-1', 'deploy', '')",
+                         (seq, T0 + timedelta(microseconds=123_456), kind))
+    store = await open_pg()
+    await store.setup()
+    old = await store.audit()
+    assert [(e.seq, e.at) for e in old] == [(s, T0 + timedelta(microseconds=123_456))
+                                           for s in (1, 2, 5)]
+    await store.append_audit(make.audit(kind="resume"))
+    head, trail = await store.audit_chain()
+    assert (await verify_store(store)).describe() == "audit chain intact: 4 entries"
+    assert trail[3].seq == 6 and trail[3].prev_hash == old[2].hash
+    assert head == ChainHead(6, str(trail[3].hash))
+    with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+        query(pg_database, "UPDATE signoff_audit SET actor = 'U0MALLORY'")
+
+
+async def test_the_chain_head_refuses_truncate(open_pg: OpenStore, pg_database: str) -> None:
+    """TRUNCATE skips row triggers: the head has a statement trigger of its own."""
+    await (await open_pg()).setup()
+    with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+        query(pg_database, "TRUNCATE signoff_audit_head")

@@ -7,6 +7,9 @@ from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
+from bot.audit import ChainHead, verify_store
 from bot.store.sqlite import MIGRATIONS, SqliteApprovalStore, _split_sql
 from tests.store.conftest import T0, Factory
 
@@ -42,5 +45,34 @@ async def test_a_version_two_file_gains_the_firing_lease(tmp_path: Path, make: F
         await store.create_request(request, audit=make.requested(request))
         taken = await store.claim_due(T0, until=T0 + timedelta(seconds=30))
         assert taken == [request]
+    finally:
+        await store.close()
+
+
+async def test_a_version_three_file_has_its_trail_chained(tmp_path: Path, make: Factory) -> None:
+    """Entries written before the hash chain are chained in seq order by the migration (their
+    times as stored, to the microsecond), stay append-only, and new entries link after them."""
+    path = tmp_path / "old.db"
+    write_version(path, 3)
+    with closing(sqlite3.connect(path)) as conn:  # the trail that version wrote
+        for minute, kind in enumerate(("run_started", "requested", "decision")):
+            conn.execute("INSERT INTO signoff_audit (at, kind, actor, outcome, run_id, graph, "
+                         "detail) VALUES (?, ?, 'U0BOB', 'approved', 'run-1', 'deploy', '')",
+                         ((T0 + timedelta(minutes=minute, microseconds=123_456)).timestamp(),
+                          kind))
+        conn.commit()
+    store = await SqliteApprovalStore.from_path(str(path))
+    try:
+        await store.setup()
+        old = await store.audit()
+        assert [e.kind for e in old] == ["run_started", "requested", "decision"]
+        assert old[0].at == T0 + timedelta(microseconds=123_456)
+        await store.append_audit(make.audit(kind="resume"))
+        head, trail = await store.audit_chain()
+        assert (await verify_store(store)).describe() == "audit chain intact: 4 entries"
+        assert trail[3].prev_hash == old[2].hash and head == ChainHead(4, str(trail[3].hash))
+        with closing(sqlite3.connect(path)) as conn, pytest.raises(sqlite3.IntegrityError,
+                                                                   match="append-only"):
+            conn.execute("UPDATE signoff_audit SET actor = 'U0MALLORY'")
     finally:
         await store.close()
