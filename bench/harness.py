@@ -144,13 +144,14 @@ class Context:
 
     def bot_process(self, *, emu: EmulatorServer, database: Path | str, workdir: Path,
                     label: str, per: int = 0, unit: str = "",
-                    env: dict[str, str] | None = None) -> BotProcess:
+                    env: dict[str, str] | None = None, module: str = "bot") -> BotProcess:
         """A `BotProcess`, under py-spy when profiling (`per` `unit`s of work in PROFILE.md)."""
         path = None
         if self.profile:
             path = self.scratch("profiles") / f"{len(self.profiles):02d}.txt"
             self.profiles.append(Profile(label, path, per, unit))
-        return BotProcess(emu=emu, database=database, workdir=workdir, profile=path, env=env)
+        return BotProcess(emu=emu, database=database, workdir=workdir, profile=path, env=env,
+                          module=module)
 
 
 # -- statistics ---------------------------------------------------------------------------
@@ -533,9 +534,10 @@ class BotProcess:
 
     def __init__(self, *, emu: EmulatorServer, database: Path | str, workdir: Path,
                  policy: Path | None = None, profile: Path | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, module: str = "bot") -> None:
         self._emu = emu
         self._env = env or {}
+        self._module = module
         self._profile = profile
         self._database = database
         self._workdir = workdir
@@ -558,7 +560,8 @@ class BotProcess:
         self.url = f"http://127.0.0.1:{port}"
         log = self.log.open("ab")
         start = time.perf_counter()
-        command = [sys.executable, *os.environ.get("BENCH_BOT_ARGS", "-m bot serve").split()]
+        command = [sys.executable,
+                   *os.environ.get("BENCH_BOT_ARGS", f"-m {self._module} serve").split()]
         if self._profile is not None:
             # Collapsed stacks of the bot's busy threads, for `bench.profiling.top`.
             spy = py_spy()
@@ -612,6 +615,9 @@ class BotProcess:
             if key in ("VmRSS", "VmHWM"):
                 values[key] = int(rest.split()[0]) / 1024
         return values["VmRSS"], values["VmHWM"]
+
+    def send_signal(self, signum: int) -> None:
+        os.kill(self.pid, signum)
 
     def stop(self) -> None:
         if self._proc is None:

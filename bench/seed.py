@@ -45,7 +45,7 @@ async def seed_in_process(database: str, n: int, api_url: str) -> None:
         await seed(service.gateway, n)
 
 
-def seed_subprocess(*, api_url: str, database: Path, n: int, log: Path) -> float:
+def seed_subprocess(*, api_url: str, database: Path | str, n: int, log: Path) -> float:
     """Seed `database` from a process of its own; seconds it took (imports excluded)."""
     with log.open("ab") as out:
         done = subprocess.run([sys.executable, "-m", "bench.seed", str(database), str(n),
