@@ -46,7 +46,9 @@ def markdown(sections: list[Section], info: dict[str, str], total: float) -> str
     out += [f"| bench wall time | {total:.0f} s |", "",
             "Figures move with the machine's load (see the load averages): on a shared "
             "machine compare figures within one run, not across runs. Each benchmark starts "
-            "its own emulator and bot process on a fresh database.", "",
+            "its own emulator and bot process on a fresh database (section 6 runs the bot in "
+            "the bench's own process, to count its calls); the PostgreSQL figures use one "
+            "PostgreSQL server the bench starts from the machine's binaries, fsync on.", "",
             "## Figures", "", *table(sections)]
     for s in sections:
         out += ["", f"## {s.title}", "", f"({s.seconds:.0f} s)", ""]

@@ -16,10 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import SecretStr
-
 from bench.harness import (
-    APPROVALS,
     BOT_TOKEN,
     SIGNING_SECRET,
     CallTap,
@@ -28,7 +25,7 @@ from bench.harness import (
     Signed,
     slash_deploy,
 )
-from bot.config import Settings
+from bench.trace import in_process_bot
 from bot.decisions import Decisions
 from bot.emulator.runner import EmulatorServer
 from tests.support import ThreadedBot
@@ -153,13 +150,7 @@ def count_calls(database: str) -> Iterator[tuple[list[Tally], Tally]]:
     emu = EmulatorServer(bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET)
     with emu:
         tap = CallTap(emu)
-        bot = ThreadedBot(Settings(
-            _env_file=None,  # type: ignore[call-arg]
-            SLACK_BOT_TOKEN=SecretStr(BOT_TOKEN), SLACK_SIGNING_SECRET=SecretStr(SIGNING_SECRET),
-            SLACK_API_URL=emu.api_url, SIGNOFF_CHANNEL=APPROVALS, SIGNOFF_DATABASE=database,
-            LOG_LEVEL="WARNING"))
-        bot.start()
-        emu.events_url = bot.events_url
+        bot = in_process_bot(emu, database)
         try:
             counter.count(type(bot.service.store), "store",
                           _store_methods(type(bot.service.store)))

@@ -200,7 +200,8 @@ def machine() -> dict[str, str]:
     if _git("status", "--porcelain", "--untracked-files=no"):
         commit += " (+ uncommitted changes)"
     versions = ", ".join(f"{p} {_version(p)}" for p in (
-        "langgraph", "langgraph-checkpoint-sqlite", "slack_bolt", "aiosqlite", "uvicorn"))
+        "langgraph", "langgraph-checkpoint-sqlite", "langgraph-checkpoint-postgres", "psycopg",
+        "slack_bolt", "aiosqlite", "uvicorn"))
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": commit,
@@ -208,9 +209,20 @@ def machine() -> dict[str, str]:
         "cpu": f"{cpu} × {os.cpu_count()} logical",
         "memory": mem,
         "python": f"{platform.python_implementation()} {platform.python_version()}, "
-                  f"SQLite {sqlite3.sqlite_version}",
+                  f"SQLite {sqlite3.sqlite_version}, {_postgres_version()}",
         "packages": versions,
     }
+
+
+def _postgres_version() -> str:
+    try:
+        from tests.pgserver import find_bindir
+
+        out = subprocess.run([str(find_bindir() / "postgres"), "--version"],
+                             capture_output=True, text=True, timeout=10, check=True)
+    except (OSError, RuntimeError, subprocess.SubprocessError):
+        return "PostgreSQL ?"
+    return "PostgreSQL " + out.stdout.split()[2]
 
 
 def _git(*args: str) -> str:

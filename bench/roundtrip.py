@@ -31,6 +31,7 @@ from bench.harness import (
     slash_deploy,
     summary_ms,
 )
+from bench.trace import ROUND_TRIPS, Trace, trace
 from bot.store.postgres import Pool, pool_kwargs
 from graphs.deploy import DeployState, build_deploy_graph
 
@@ -226,6 +227,19 @@ def _report(section: Section, label: str, saver: str, a: list[float], b: _Gatewa
     return sb["p50"] - sa["p50"]
 
 
+def _where(section: Section, label: str, found: Trace) -> None:
+    for part, medians in (("command → request posted", found.pause),
+                          ("click → result posted", found.resume)):
+        kinds = {k: v for k, v in medians.items()
+                 if k != "wall" and not k.startswith("store.")}
+        stores = {k: v for k, v in medians.items() if k.startswith("store.")}
+        section.add(f"{label} where the time goes, {part} (medians, in-process bot)",
+                    f"{medians['wall'] * 1000:.1f} ms: " + ", ".join(
+                        f"{k} {v * 1000:.1f}" for k, v in kinds.items()))
+        section.add(f"{label}   store calls in it (medians)", ", ".join(
+            f"{k.split('.', 1)[1]} {v * 1000:.1f}" for k, v in stores.items()))
+
+
 def run(ctx: Context) -> Section:
     section = Section(NAME, TITLE)
     work = ctx.scratch(NAME)
@@ -245,6 +259,8 @@ def run(ctx: Context) -> Section:
         ctx, label="PostgreSQL", database=pg.create_database(), work=pg_work,
         bare=lambda n, prefix: asyncio.run(bare_postgres(bare_url, n, prefix=prefix)))
     pg_gap = _report(section, "PostgreSQL", "AsyncPostgresSaver (pool)", a, b, ratios)
+    _where(section, "SQLite", trace(str(work / "trace.db")))
+    _where(section, "PostgreSQL", trace(pg.create_database()))
     section.notes += [
         "Both sides run the bundled `deploy` graph (plan → classify → pause before "
         "human_review → execute), compiled with `interrupt_before=['human_review']` as the "
@@ -268,11 +284,19 @@ def run(ctx: Context) -> Section:
         "posted).",
         f"What (b) − (a) is made of (medians: {sqlite_gap:.1f} ms on SQLite, {pg_gap:.1f} ms "
         "on PostgreSQL): the inbound HTTP of the command and the click through uvicorn and "
-        "Bolt (~2 ms each, before the gateway sees them), the approval store's "
-        "transactions (section 6 counts them: 6 on the pause, 4 on the click and resume, "
-        "each a commit that waits for its flush), three Slack Web API calls against the "
+        "Bolt (~2 ms each, before the gateway sees them), the approval store's calls "
+        "(section 6 counts them: 5 on the pause, `create_run`, `append_audit`, two "
+        "`end_step` and `set_request_message`; 4 on the click and resume, "
+        "`request_and_run`, `decide`, `claim_run`, `end_step`; all but `request_and_run` "
+        "a commit that waits for its flush), three Slack Web API calls against the "
         "emulator (post the request, redraw it, post the result: ~1 ms each) and three "
         "`aget_state` reads beyond the graph's own (the click's staleness check, and one at "
-        "the start of each step of the drive).",
+        "the start of each step of the drive). The rows 'where the time goes' come from "
+        f"`bench.trace` ({ROUND_TRIPS} round trips made as (b) makes them, by a bot in the "
+        "bench's own process whose store, checkpointer, graph and Slack calls are timed; "
+        "`python -m bench.trace [sqlite|postgres]` prints one round trip's timeline): the "
+        "median time in each kind of call within each half of (b) (calls may overlap: the "
+        "redraw runs beside the claim); 'outside every call' is inbound HTTP, Bolt, the "
+        "gateway's own code and the event loop between calls.",
     ]
     return section

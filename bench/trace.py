@@ -9,6 +9,7 @@ result posted (the rest is HTTP, Bolt, the gateway's own code and the event loop
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 import statistics
@@ -17,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +38,7 @@ from bot.slack.notifier import SlackNotifier
 from bot.threads import GraphThreads
 from tests.support import ThreadedBot
 
-__all__ = ["in_process_bot", "trace"]
+__all__ = ["Trace", "in_process_bot", "trace"]
 
 ROUND_TRIPS = 20
 GRAPH = ("start", "patch", "run_on", "resume")  # GraphThreads: runs of the graph
@@ -61,17 +63,24 @@ def _timed(targets: list[tuple[type, str, list[str]]]) -> Iterator[list[Event]]:
     events: list[Event] = []
     saved: list[tuple[type, str, Any]] = []
     for cls, kind, names in targets:
+        # Only the outermost call of a kind counts (the store's decide calls decide_many).
+        inside: contextvars.ContextVar[bool] = contextvars.ContextVar(f"in_{kind}",
+                                                                     default=False)
         for name in names:
             original = getattr(cls, name)
 
             @functools.wraps(original)
             async def wrapped(*a: Any, __o: Any = original, __k: str = f"{kind}.{name}",
-                              **k: Any) -> Any:
+                              __in: contextvars.ContextVar[bool] = inside, **k: Any) -> Any:
+                if __in.get():
+                    return await __o(*a, **k)
+                token = __in.set(True)
                 start = time.perf_counter()
                 try:
                     return await __o(*a, **k)
                 finally:
                     events.append((start, time.perf_counter(), __k))
+                    __in.reset(token)
 
             saved.append((cls, name, cls.__dict__.get(name)))
             setattr(cls, name, wrapped)
@@ -95,22 +104,60 @@ def _kind(name: str) -> str:
 
 
 def _spent(events: list[Event], start: float, end: float) -> dict[str, float]:
-    """Seconds in each kind of call that began within [start, end] (outermost only)."""
+    """Seconds in each kind of call that began within [start, end] (outermost only; calls
+    can overlap, as the redraw runs beside the claim), each store method apart as
+    `store.name`, and "outside every call": the part of [start, end] no call covered."""
     spent: dict[str, float] = {}
     graph = [(s, e) for s, e, n in events if n.startswith("graph.")]
+    covered: list[tuple[float, float]] = []
     for s, e, name in events:
         if not start <= s <= end:
             continue
+        e = min(e, end)
+        covered.append((s, e))
         kind = _kind(name)
         if not kind:  # a checkpointer call: inside a graph run or an aget_state
             if any(gs <= s and e <= ge for gs, ge in graph):
                 continue
             kind = "checkpointer outside the graph"
-        spent[kind] = spent.get(kind, 0.0) + (min(e, end) - s)
+        spent[kind] = spent.get(kind, 0.0) + (e - s)
+        if name.startswith("store."):
+            spent[name] = spent.get(name, 0.0) + (e - s)
+    union, reach = 0.0, start
+    for s, e in sorted(covered):
+        if e > reach:
+            union += e - max(s, reach)
+            reach = e
+    spent["outside every call"] = (end - start) - union
     return spent
 
 
-def trace(database: str, *, round_trips: int = ROUND_TRIPS) -> None:
+@dataclass
+class Trace:
+    """The last round trip's calls (from its click, in seconds), and per part of the round
+    trip the median seconds in each kind of call ("wall": the part's own length)."""
+
+    timeline: list[Event]
+    pause: dict[str, float]
+    resume: dict[str, float]
+
+    def print(self) -> None:
+        print("last round trip, ms from the click sent (start, duration, call):")
+        for s, e, name in sorted(self.timeline):
+            print(f"  {s * 1000:8.1f} {(e - s) * 1000:6.1f}  {name}")
+        for label, part in (("command sent → request posted", self.pause),
+                            ("click sent → result posted", self.resume)):
+            print(f"{label}, medians (ms):")
+            for kind, seconds in part.items():
+                print(f"  {seconds * 1000:6.1f}  {kind}")
+
+
+def _medians(rows: list[dict[str, float]]) -> dict[str, float]:
+    kinds = sorted({k for r in rows for k in r} - {"wall"})
+    return {k: statistics.median(r.get(k, 0.0) for r in rows) for k in ["wall", *kinds]}
+
+
+def trace(database: str, *, round_trips: int = ROUND_TRIPS) -> Trace:
     emu = EmulatorServer(bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET)
     with emu:
         tap = CallTap(emu)
@@ -134,33 +181,26 @@ def trace(database: str, *, round_trips: int = ROUND_TRIPS) -> None:
                     bot.idle()
                     events.clear()
                     run_id, command = slash_deploy(signed, f"Ship api v{i} to staging")
-                    trace = tap.wait_posted(run_id)
+                    seen = tap.wait_posted(run_id)
                     bot.idle()
                     time.sleep(0.05)
-                    [click] = signed.fire([signed.click_body(trace)], concurrency=1)
-                    trace = tap.wait_finished(run_id)
+                    [click] = signed.fire([signed.click_body(seen)], concurrency=1)
+                    seen = tap.wait_finished(run_id)
                     bot.idle()
                     if i < 3:
                         continue
-                    assert trace.posted_at is not None and trace.finished_at is not None
-                    pause = _spent(events, command.sent_at, trace.posted_at)
-                    pause["wall"] = trace.posted_at - command.sent_at
-                    resume = _spent(events, click.sent_at, trace.finished_at)
-                    resume["wall"] = trace.finished_at - click.sent_at
+                    assert seen.posted_at is not None and seen.finished_at is not None
+                    pause = _spent(events, command.sent_at, seen.posted_at)
+                    pause["wall"] = seen.posted_at - command.sent_at
+                    resume = _spent(events, click.sent_at, seen.finished_at)
+                    resume["wall"] = seen.finished_at - click.sent_at
                     pauses.append(pause)
                     resumes.append(resume)
                     last, t0 = list(events), click.sent_at
         finally:
             bot.stop()
-    print("last round trip, ms from the click sent (start, duration, call):")
-    for s, e, name in sorted(last):
-        print(f"  {(s - t0) * 1000:8.1f} {(e - s) * 1000:6.1f}  {name}")
-    for label, rows in (("command sent → request posted", pauses),
-                        ("click sent → result posted", resumes)):
-        print(f"{label}, medians of {len(rows)} (ms):")
-        kinds = sorted({k for r in rows for k in r} - {"wall"})
-        for kind in ["wall", *kinds]:
-            print(f"  {statistics.median(r.get(kind, 0.0) for r in rows) * 1000:6.1f}  {kind}")
+    return Trace(timeline=[(s - t0, e - t0, n) for s, e, n in last],
+                 pause=_medians(pauses), resume=_medians(resumes))
 
 
 def main(argv: list[str]) -> None:
@@ -169,10 +209,10 @@ def main(argv: list[str]) -> None:
         from tests.pgserver import PgServer
 
         with PgServer(fsync=True) as pg:
-            trace(pg.create_database())
+            trace(pg.create_database()).print()
         return
     with tempfile.TemporaryDirectory() as tmp:
-        trace(str(Path(tmp) / "signoff.db"))
+        trace(str(Path(tmp) / "signoff.db")).print()
 
 
 if __name__ == "__main__":
