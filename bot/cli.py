@@ -1,4 +1,4 @@
-"""The `signoff` command: serve, dev, run, pending, audit (and audit verify)."""
+"""The `signoff` command: serve, dev, run, pending, audit (and audit verify), report."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import json
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -141,13 +142,14 @@ audit_app = typer.Typer(add_completion=False,
 app.add_typer(audit_app, name="audit")
 
 
-def _when(option: str, text: str | None, now: datetime) -> datetime | None:
+def _when(option: str, text: str | None, now: datetime, *, command: str = "audit"
+          ) -> datetime | None:
     from bot.audit_export import parse_when
 
     try:
         return None if text is None else parse_when(text, now=now)
     except ValueError as exc:
-        typer.echo(f"signoff audit: {option}: {exc}", err=True)
+        typer.echo(f"signoff {command}: {option}: {exc}", err=True)
         raise typer.Exit(2) from None
 
 
@@ -207,6 +209,45 @@ def audit_verify() -> None:
 
     if not asyncio.run(go()):
         raise typer.Exit(1)
+
+
+@app.command()
+def report(
+    since: Annotated[str, typer.Option(
+        help="From this time: 2026-01-31, 2026-01-31T09:30 (UTC unless zoned), or 30d, 12h "
+             "ago.")] = "30d",
+    until: Annotated[str | None, typer.Option(help="Before this time (as --since); default "
+                                              "now.")] = None,
+    out: Annotated[Path, typer.Option(help="The HTML file to write.")] = Path("report.html"),
+) -> None:
+    """Write a self-contained HTML report of decisions, reviewers, timeouts, open requests
+    and whether the audit chain verified; prints the file's path."""
+    from bot.report import Report, read_report, render
+    from bot.store import open_store
+
+    now = datetime.now(UTC)
+    start = _when("--since", since, now, command="report")
+    end = _when("--until", until, now, command="report") or now
+    if start is not None and start >= end:
+        typer.echo("signoff report: --since must be before --until", err=True)
+        raise typer.Exit(2)
+
+    async def go() -> Report:
+        store = await open_store(_settings().signoff_database)
+        try:
+            return await read_report(store, since=start, until=end, now=now)
+        finally:
+            await store.close()
+
+    found = asyncio.run(go())
+    try:
+        out.write_text(render(found), encoding="utf-8")
+    except OSError as exc:
+        typer.echo(f"signoff report: --out: cannot write {out}: {exc.strerror}", err=True)
+        raise typer.Exit(2) from None
+    if not found.chain.intact:  # the page says so first; so does the terminal
+        typer.echo(f"signoff report: audit chain {found.chain.text}", err=True)
+    typer.echo(str(out))
 
 
 def main() -> None:
