@@ -43,13 +43,25 @@ def _row(entry: AuditEntry) -> dict[str, object]:
     return row
 
 
+# A spreadsheet reads a cell starting with one of these as a formula (CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell_safe(row: dict[str, object]) -> dict[str, object]:
+    """Text a requester, a graph or a reviewer wrote, made inert for spreadsheets: a leading
+    quote (OWASP's advice) before a formula-starting cell. JSON lines stay as written."""
+    return {k: "'" + v if isinstance(v, str) and len(v) > 1 and v.startswith(_FORMULA_START)
+            else v for k, v in row.items()}
+
+
 _CSV_COLUMNS = tuple(_row(AuditEntry(at=datetime.now(UTC), kind="", actor="", run_id="",
                                      graph="", outcome="")))
 
 
 def render(entries: Iterable[AuditEntry], *, fmt: str) -> Iterator[str]:
     """The entries as lines of text, each ending in a newline: JSON lines, or CSV with a
-    header row (evidence as its JSON text; cells as written)."""
+    header row (evidence as its JSON text; a cell that a spreadsheet would run as a formula
+    gets a leading quote)."""
     if fmt == "jsonl":
         for entry in entries:
             yield json.dumps(entry.to_json()) + "\n"
@@ -61,7 +73,7 @@ def render(entries: Iterable[AuditEntry], *, fmt: str) -> Iterator[str]:
     writer.writeheader()
     yield _drain(buffer)
     for entry in entries:
-        writer.writerow(_row(entry))
+        writer.writerow(_cell_safe(_row(entry)))
         yield _drain(buffer)
 
 
