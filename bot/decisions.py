@@ -215,9 +215,12 @@ class Decisions:
                            request_id=request.id, detail=comment or "",
                            evidence=decision_evidence(request, policy=self._policy, at=now,
                                                       run=run))
-        if outcome is Outcome.APPROVED and request.approvals_required > 1:
+        # A rubber-stamp flag is written in the same transaction as the vote or decision.
+        fast = self._fast(request, outcome=outcome, actor=actor, at=now)
+        quorum = outcome is Outcome.APPROVED and request.approvals_required > 1
+        if quorum:
             vote = await self._store.record_vote(request_id, user=actor, at=now,
-                                                 audit=replace(audit, kind="vote"))
+                                                 audit=replace(audit, kind="vote"), also=fast)
             if not vote.added:
                 if vote.request.status is not RequestStatus.PENDING:
                     return self._refuse("already_decided",
@@ -225,13 +228,14 @@ class Decisions:
                 return self._refuse(Refusal.ALREADY_VOTED.value, messages.refused(
                     Refusal.ALREADY_VOTED, role=request.approvers_role))
             log.info("vote recorded", extra={"request_id": request_id, "user": actor})
-            await self._flag_fast(request, outcome=outcome, actor=actor, at=now)
+            if fast:
+                self._metrics.rubber_stamp(request)
             if len(vote.request.votes) < vote.request.approvals_required:
                 await self.redraw(run, vote.request)
                 return DecisionReply(True, messages.vote_recorded(vote.request))
         result = await self._store.decide(
             request_id, outcome=outcome, actor=actor, at=now, comment=comment,
-            edited_args=edited_args, audit=audit,
+            edited_args=edited_args, audit=audit, also=() if quorum else fast,
             with_vote=outcome is Outcome.APPROVED and request.approvals_required == 1)
         if result.lost:
             if (request.approvals_required > 1 and outcome is Outcome.APPROVED
@@ -244,8 +248,8 @@ class Decisions:
         # decisions is recorded at once rather than one Slack round trip at a time.
         self._on_decided(run, result.request)
         self._metrics.decided([result.request], outcome=outcome.value, at=now)
-        if request.approvals_required <= 1:  # a quorum's votes were flagged one by one
-            await self._flag_fast(request, outcome=outcome, actor=actor, at=now)
+        if fast and not quorum:  # a quorum's votes were flagged one by one
+            self._metrics.rubber_stamp(request)
         return DecisionReply(True)
 
     def _refuse(self, reason: str, message: str) -> DecisionReply:
@@ -253,20 +257,14 @@ class Decisions:
         self._metrics.refused(reason)
         return DecisionReply(False, message)
 
-    async def _flag_fast(self, request: ApprovalRequest, *, outcome: Outcome, actor: str,
-                         at: datetime) -> None:
-        """Audit and count an approval given sooner than its tier's min_review_time (the
-        rubber-stamp signal). It is on record already, so a failure here only logs."""
+    def _fast(self, request: ApprovalRequest, *, outcome: Outcome, actor: str,
+              at: datetime) -> tuple[AuditEntry, ...]:
+        """The rubber-stamp entry for an approval given sooner than its tier's
+        min_review_time, to be written with it; none otherwise."""
         if outcome is not Outcome.APPROVED:
-            return
+            return ()
         entry = rubber_stamp.flag(self._policy.tier(request.tier), request, actor=actor, at=at)
-        if entry is None:
-            return
-        self._metrics.rubber_stamp(request)
-        try:
-            await self._store.append_audit(entry)
-        except Exception:
-            log.exception("could not audit a fast approval", extra={"request_id": request.id})
+        return () if entry is None else (entry,)
 
     async def close(
         self, run: Run, request: ApprovalRequest, *, status: RequestStatus, actor: str

@@ -42,6 +42,7 @@ class Decision:
     audit: AuditEntry
     edited_args: dict[str, Any] | None = None
     with_vote: bool = False  # also record the decider's approval among the votes
+    also: Sequence[AuditEntry] = ()  # more entries to append with it (a rubber-stamp flag)
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,9 +276,9 @@ class ApprovalStore(abc.ABC):
 
     @abc.abstractmethod
     async def record_vote(self, request_id: str, *, user: str, at: datetime,
-                          audit: AuditEntry) -> VoteResult:
+                          audit: AuditEntry, also: Sequence[AuditEntry] = ()) -> VoteResult:
         """Record `user`'s approval unless present or the request is no longer pending;
-        append `audit` in the same transaction when it is added.
+        append `audit` (then `also`) in the same transaction when it is added.
 
         Votes on one request take turns: the request returned holds every vote recorded
         before this one, so of voters racing to meet a quorum, the last sees it met.
@@ -295,9 +296,11 @@ class ApprovalStore(abc.ABC):
         audit: AuditEntry,
         edited_args: dict[str, Any] | None = None,
         with_vote: bool = False,
+        also: Sequence[AuditEntry] = (),
     ) -> DecisionResult:
-        """Decide the request if it is still pending (compare-and-set); append `audit` in
-        the same transaction, and with `with_vote` record the actor's approval vote too.
+        """Decide the request if it is still pending (compare-and-set); append `audit` (then
+        `also`) in the same transaction, and with `with_vote` record the actor's approval
+        vote too.
         A request no longer pending is left as it is (`lost`) and nothing is written.
         Whether a decision is due (a quorum met) is the caller's rule."""
 

@@ -358,7 +358,7 @@ class PostgresApprovalStore(ApprovalStore):
             "r.status = 'pending' ORDER BY r.deadline, r.seq LIMIT %s", (limit,))
 
     async def record_vote(self, request_id: str, *, user: str, at: datetime,
-                          audit: AuditEntry) -> VoteResult:
+                          audit: AuditEntry, also: Sequence[AuditEntry] = ()) -> VoteResult:
         async with self._tx() as conn:
             # FOR UPDATE: votes on one request take turns, so the later of two voters
             # reads both votes (with a shared lock each would see only its own, and a
@@ -372,7 +372,7 @@ class PostgresApprovalStore(ApprovalStore):
                 "SELECT id, %s, %s FROM open ON CONFLICT DO NOTHING RETURNING user_id",
                 (request_id, user, at)))
             if added:
-                await _insert_audit(conn, [audit])
+                await _insert_audit(conn, [audit, *also])
                 await conn.execute(_NOTIFY)
             found = await _get_request(conn, request_id)
         if found is None:
@@ -390,10 +390,11 @@ class PostgresApprovalStore(ApprovalStore):
         audit: AuditEntry,
         edited_args: dict[str, Any] | None = None,
         with_vote: bool = False,
+        also: Sequence[AuditEntry] = (),
     ) -> DecisionResult:
         [result] = await self.decide_many([Decision(
             request_id=request_id, outcome=outcome, actor=actor, at=at, comment=comment,
-            audit=audit, edited_args=edited_args, with_vote=with_vote)])
+            audit=audit, edited_args=edited_args, with_vote=with_vote, also=also)])
         return result
 
     async def decide_many(self, decisions: Sequence[Decision]) -> list[DecisionResult]:
@@ -406,7 +407,8 @@ class PostgresApprovalStore(ApprovalStore):
             for i in sorted(range(len(decisions)), key=lambda i: decisions[i].request_id):
                 applied[i] = await _decide(conn, decisions[i])
             # The audit after every row is locked (see _insert_audit), in the batch's order.
-            await _insert_audit(conn, [d.audit for i, d in enumerate(decisions) if applied[i]])
+            await _insert_audit(conn, [e for i, d in enumerate(decisions) if applied[i]
+                                       for e in (d.audit, *d.also)])
             if any(applied.values()):
                 await conn.execute(_NOTIFY)
             ids = sorted({d.request_id for d in decisions})

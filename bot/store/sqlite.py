@@ -574,7 +574,7 @@ class SqliteApprovalStore(ApprovalStore):
         return await self._load_requests(sql, ())
 
     async def record_vote(self, request_id: str, *, user: str, at: datetime,
-                          audit: AuditEntry) -> VoteResult:
+                          audit: AuditEntry, also: Sequence[AuditEntry] = ()) -> VoteResult:
         async with self._tx() as db:
             cur = await db.execute(
                 "INSERT OR IGNORE INTO signoff_votes (request_id, user_id, at) "
@@ -583,7 +583,8 @@ class SqliteApprovalStore(ApprovalStore):
             )
             added = cur.rowcount == 1
             if added:
-                await _insert_audit(db, audit)
+                for entry in (audit, *also):
+                    await _insert_audit(db, entry)
             found = await _select_requests(db, "id = ?", (request_id,))
             if not found:
                 raise KeyError(request_id)
@@ -600,10 +601,11 @@ class SqliteApprovalStore(ApprovalStore):
         audit: AuditEntry,
         edited_args: dict[str, Any] | None = None,
         with_vote: bool = False,
+        also: Sequence[AuditEntry] = (),
     ) -> DecisionResult:
         [result] = await self.decide_many([Decision(
             request_id=request_id, outcome=outcome, actor=actor, at=at, comment=comment,
-            audit=audit, edited_args=edited_args, with_vote=with_vote)])
+            audit=audit, edited_args=edited_args, with_vote=with_vote, also=also)])
         return result
 
     async def decide_many(self, decisions: Sequence[Decision]) -> list[DecisionResult]:
@@ -702,7 +704,8 @@ async def _decide(db: aiosqlite.Connection, d: Decision) -> DecisionResult:
     )
     applied = cur.rowcount == 1
     if applied:
-        await _insert_audit(db, d.audit)
+        for entry in (d.audit, *d.also):
+            await _insert_audit(db, entry)
         if d.with_vote:
             await db.execute(
                 "INSERT OR IGNORE INTO signoff_votes (request_id, user_id, at) VALUES (?, ?, ?)",

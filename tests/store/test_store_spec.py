@@ -416,6 +416,34 @@ async def test_decide_on_a_decided_request_writes_nothing(
     assert await store.audit() == trail
 
 
+async def test_entries_given_with_a_decision_or_a_vote_are_written_with_it_or_not_at_all(
+    store: ApprovalStore, make: Factory
+) -> None:
+    """`also` (a rubber-stamp flag) is appended in the same transaction as the decision or
+    the vote, right after its entry; a lost decision or a repeated vote writes neither."""
+    request = await make.add_request(store)
+    flag = make.audit(request, kind="rubber_stamp", detail="approved 2 s after posting")
+    won = await store.decide(request.id, outcome=Outcome.APPROVED, actor="U0BOB", at=T0,
+                             comment=None, audit=make.audit(request), also=[flag])
+    assert won.applied
+    assert [e.kind for e in await store.audit(run_id=request.run_id)][-2:] == [
+        "decision", "rubber_stamp"]
+    trail = await store.audit()
+    lost = await store.decide(request.id, outcome=Outcome.APPROVED, actor="U0CAROL", at=T0,
+                              comment=None, audit=make.audit(request), also=[flag])
+    assert lost.lost and await store.audit() == trail
+
+    quorum = await make.add_request(store, approvals_required=2)
+    vote = make.audit(quorum, kind="vote")
+    stamp = make.audit(quorum, kind="rubber_stamp")
+    assert (await store.record_vote(quorum.id, user="U0BOB", at=T0, audit=vote,
+                                    also=[stamp])).added
+    again = await store.record_vote(quorum.id, user="U0BOB", at=T0, audit=vote, also=[stamp])
+    assert not again.added
+    kinds = [e.kind for e in await store.audit() if e.request_id == quorum.id]
+    assert kinds.count("vote") == 1 and kinds.count("rubber_stamp") == 1
+
+
 async def test_decide_on_a_closed_request_is_lost(store: ApprovalStore, make: Factory) -> None:
     """A click on a cancelled request is lost; the request stays cancelled."""
     request = await make.add_request(store)
