@@ -141,6 +141,12 @@ def run(ctx: Context) -> Section:
                 f"{saver['n'] / N:.0f} acquisitions per approval, "
                 f"{saver['held_s'] / saver['n'] * 1000:.2f} ms held and "
                 f"{saver['waited_s'] / saver['n'] * 1000:.0f} ms waited for each")
+    if "reader" in timed.locks:
+        reader = timed.locks["reader"]
+        section.add("  the checkpointer's reader (the gateway's looks at threads): held, share",
+                    f"{reader['held_s']:.2f} s ({reader['held_s'] / wall:.0%}); "
+                    f"{reader['n'] / N:.0f} acquisitions per approval, "
+                    f"{reader['waited_s'] / max(reader['n'], 1) * 1000:.0f} ms waited for each")
     section.add("  store's connection lock (one transaction at a time): held, share",
                 f"{store['held_s']:.2f} s ({store['held_s'] / wall:.0%}); "
                 f"{store['n'] / N:.1f} per approval, "

@@ -50,12 +50,16 @@ class TimedLock(asyncio.Lock):
         super().release()
 
 
-def _wrap_init(cls: type, attribute: str, name: str) -> None:
+def _wrap_init(cls: type, attribute: str, *names: str) -> None:
+    """Instances of `cls` get timed locks, named in the order they are made (the factory
+    makes the checkpointer first, then its reader, when it has one)."""
     original = cls.__init__  # type: ignore[misc]
+    made = [0]
 
     def __init__(self: Any, *a: Any, **k: Any) -> None:
         original(self, *a, **k)
-        setattr(self, attribute, TimedLock(name))
+        setattr(self, attribute, TimedLock(names[min(made[0], len(names) - 1)]))
+        made[0] += 1
 
     cls.__init__ = __init__  # type: ignore[misc]
 
@@ -66,8 +70,8 @@ def _dump(signum: int, frame: FrameType | None) -> None:
 
 
 def main() -> None:
-    _wrap_init(AsyncSqliteSaver, "lock", "checkpointer")
-    _wrap_init(AsyncPostgresSaver, "lock", "checkpointer")
+    _wrap_init(AsyncSqliteSaver, "lock", "checkpointer", "reader")
+    _wrap_init(AsyncPostgresSaver, "lock", "checkpointer", "reader")
     _wrap_init(SqliteApprovalStore, "_lock", "store")
     signal.signal(signal.SIGUSR1, _dump)
     from bot.cli import main as signoff
