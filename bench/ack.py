@@ -74,6 +74,12 @@ def run(ctx: Context) -> Section:
                 section.add(f"click ack, {concurrency} concurrent, p50 / p99 / max", ms(s))
 
     section.notes += [
+        "With many clicks at once the acks queue: before its ack a click makes two store "
+        "calls (`request_and_run`, `decide`) and reads its thread once (the staleness "
+        "check), and the SQLite store runs one transaction at a time on its connection, "
+        "the checkpointer one operation at a time, while the resumes the round's first "
+        "clicks started use both (section 5 times those locks under a burst). The 1-click "
+        "figure is the ack's own cost.",
         "The bot runs as `python -m bot serve` in its own process; the emulator and the "
         "client share the bench's process. Every request is signed and sent over HTTP on "
         "127.0.0.1 to `/slack/events`; latency is from just before the POST to its response.",

@@ -145,7 +145,19 @@ def run(ctx: Context) -> Section:
                     f"{sum(v for k, v in b.cpu.items() if k.startswith('bot')) / N * 1000:.1f}"
                     f" / {b.cpu.get('PostgreSQL server (all its processes)', 0) / N * 1000:.1f}"
                     " ms")
+    busy = sum(two.cpu.values()) / two.seconds / 2
+    one_bot = one.cpu["bot 1"] / one.seconds
     section.notes += [
+        f"Reading the figures: one replica used {one_bot:.0%} of a core; it is held by its "
+        "checkpointer, which runs one operation at a time (section 5 times that lock on "
+        "SQLite; AsyncPostgresSaver has the same lock)"
+        + (", not by the CPU. " if one_bot < 0.9 else ", and near one core of CPU too. ")
+        + "Two replicas have "
+        "a checkpointer each; with them the machine's two cores were "
+        f"{busy:.0%} busy (bots, PostgreSQL, the emulator and the click sender share them), "
+        f"so on this machine the second replica {'is' if busy >= 0.85 else 'is not'} "
+        "limited by the CPU left to it: the scaling figure says what two cores allow, not "
+        "what two machines would.",
         f"Each configuration gets a fresh database with {N} paused `deploy` runs made "
         "through `gateway.start_run` (`bench.seed`, as in 3 and 5), then fresh `python -m "
         f"bot serve` processes on it (defaults: SIGNOFF_MAX_RESUMES 8, SIGNOFF_DB_POOL_SIZE "
