@@ -79,6 +79,12 @@ class Holder:
                         extra={"run_id": self.claim.run_id, "epoch": self.claim.epoch})
         return ok
 
+    def released(self) -> None:
+        """The holder's own closing transaction gave the run up: stop renewing the claim
+        (a renewal would find it gone and report it lost). The fence still guards writes."""
+        if self._task is not None:
+            self._task.cancel()
+
     async def _beat(self) -> None:
         interval = max(self._lease.total_seconds() / 3, 0.05)
         while not self.lost:

@@ -485,6 +485,10 @@ class Gateway:
     async def _end(self, work: _Work, end: StepEnd) -> None:
         work.holder.check()
         work.requests = await self._store.end_step(work.holder.claim, end)
+        if end.release:
+            # What follows (the result or the failure told in Slack, paced by its rate
+            # limits) needs no lease; a heartbeat would only find the claim gone.
+            work.holder.released()
 
     async def _fail(self, work: _Work, exc: BaseException) -> bool:
         run = work.run
