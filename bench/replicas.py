@@ -151,7 +151,7 @@ def run(ctx: Context) -> Section:
         f"Reading the figures: one replica used {one_bot:.0%} of a core; it is held by its "
         "checkpointer, which runs one operation at a time (section 5 times that lock on "
         "SQLite; AsyncPostgresSaver has the same lock)"
-        + (", not by the CPU. " if one_bot < 0.9 else ", and near one core of CPU too. ")
+        + (", not by the CPU. " if one_bot < 0.8 else ", and near one core of CPU too. ")
         + "Two replicas have "
         "a checkpointer each; with them the machine's two cores were "
         f"{busy:.0%} busy (bots, PostgreSQL, the emulator and the click sender share them), "
