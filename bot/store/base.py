@@ -284,7 +284,6 @@ class ApprovalStore(abc.ABC):
         before this one, so of voters racing to meet a quorum, the last sees it met.
         """
 
-    @abc.abstractmethod
     async def decide(
         self,
         request_id: str,
@@ -303,6 +302,10 @@ class ApprovalStore(abc.ABC):
         vote too.
         A request no longer pending is left as it is (`lost`) and nothing is written.
         Whether a decision is due (a quorum met) is the caller's rule."""
+        [result] = await self.decide_many([Decision(
+            request_id=request_id, outcome=outcome, actor=actor, at=at, comment=comment,
+            audit=audit, edited_args=edited_args, with_vote=with_vote, also=also)])
+        return result
 
     @abc.abstractmethod
     async def decide_many(self, decisions: Sequence[Decision]) -> list[DecisionResult]:

@@ -28,7 +28,6 @@ from bot.audit import EMPTY, ChainHead, entry_hash, seal_all
 from bot.models import (
     ApprovalRequest,
     AuditEntry,
-    Outcome,
     RequestStatus,
     Run,
     RunStatus,
@@ -378,24 +377,6 @@ class PostgresApprovalStore(ApprovalStore):
         if found is None:
             raise KeyError(request_id)
         return VoteResult(request=found, added=added)
-
-    async def decide(
-        self,
-        request_id: str,
-        *,
-        outcome: Outcome,
-        actor: str,
-        at: datetime,
-        comment: str | None,
-        audit: AuditEntry,
-        edited_args: dict[str, Any] | None = None,
-        with_vote: bool = False,
-        also: Sequence[AuditEntry] = (),
-    ) -> DecisionResult:
-        [result] = await self.decide_many([Decision(
-            request_id=request_id, outcome=outcome, actor=actor, at=at, comment=comment,
-            audit=audit, edited_args=edited_args, with_vote=with_vote, also=also)])
-        return result
 
     async def decide_many(self, decisions: Sequence[Decision]) -> list[DecisionResult]:
         if not decisions:

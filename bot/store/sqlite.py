@@ -26,7 +26,6 @@ from bot.models import (
     ActionSpec,
     ApprovalRequest,
     AuditEntry,
-    Outcome,
     RequestStatus,
     ResumeState,
     Run,
@@ -589,24 +588,6 @@ class SqliteApprovalStore(ApprovalStore):
             if not found:
                 raise KeyError(request_id)
             return VoteResult(request=found[0], added=added)
-
-    async def decide(
-        self,
-        request_id: str,
-        *,
-        outcome: Outcome,
-        actor: str,
-        at: datetime,
-        comment: str | None,
-        audit: AuditEntry,
-        edited_args: dict[str, Any] | None = None,
-        with_vote: bool = False,
-        also: Sequence[AuditEntry] = (),
-    ) -> DecisionResult:
-        [result] = await self.decide_many([Decision(
-            request_id=request_id, outcome=outcome, actor=actor, at=at, comment=comment,
-            audit=audit, edited_args=edited_args, with_vote=with_vote, also=also)])
-        return result
 
     async def decide_many(self, decisions: Sequence[Decision]) -> list[DecisionResult]:
         async with self._tx() as db:
