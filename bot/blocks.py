@@ -12,9 +12,11 @@ from bot.text import mention as _mention
 
 __all__ = [
     "ACTION_APPROVE",
+    "ACTION_CANCEL",
     "ACTION_CHANGES",
     "ACTION_EDIT",
     "ACTION_IGNORE",
+    "ACTION_NUDGE",
     "ACTION_REJECT",
     "ACTION_RESPOND",
     "ARG_BLOCK_PREFIX",
@@ -39,6 +41,8 @@ ACTION_CHANGES = "signoff.changes"
 ACTION_EDIT = "signoff.edit"
 ACTION_RESPOND = "signoff.respond"
 ACTION_IGNORE = "signoff.ignore"
+ACTION_CANCEL = "signoff.cancel"  # value: the run id (the request message, the Home tab)
+ACTION_NUDGE = "signoff.nudge"  # value: the request id (the request's thread, the Home tab)
 CHANGES_VIEW = "signoff.changes_modal"
 RESPOND_VIEW = "signoff.respond_modal"
 REJECT_VIEW = "signoff.reject_modal"
@@ -273,7 +277,8 @@ _TEXT_MODALS = {
 }
 
 
-def text_modal(request: ApprovalRequest, *, channel: str, callback_id: str) -> dict[str, Any]:
+def text_modal(request: ApprovalRequest, *, channel: str | None,
+               callback_id: str) -> dict[str, Any]:
     """A modal asking for one text: revision instructions, an answer, or a reason."""
     title, submit, label, placeholder, optional = _TEXT_MODALS[callback_id]
     return {
@@ -314,7 +319,7 @@ def arg_block_id(name: str, position: int) -> str:
     return f"{ARG_BLOCK_PREFIX}{name}" if len(name) <= 250 else f"{ARG_BLOCK_PREFIX}#{position}"
 
 
-def edit_modal(request: ApprovalRequest, *, channel: str) -> dict[str, Any]:
+def edit_modal(request: ApprovalRequest, *, channel: str | None) -> dict[str, Any]:
     """One input per tool argument, prefilled; non-text values are edited as JSON."""
     args: dict[str, Any] = request.options.get("args", {})
     blocks: list[dict[str, Any]] = [{"type": "section", "text": _mrkdwn(cut(

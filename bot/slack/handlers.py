@@ -37,7 +37,7 @@ from bot.slack.directory import SlackDirectory
 from bot.slack.guard import workspace_guard
 from bot.text import code, decode_command_text
 
-__all__ = ["ACK_BUDGET", "register_handlers"]
+__all__ = ["ACK_BUDGET", "origin_channel", "register_handlers", "tell"]
 
 log = logging.getLogger(__name__)
 
@@ -66,23 +66,39 @@ async def _recorded_then_ack(ack: AsyncAck, work: Awaitable[T], *, body: dict[st
         return None
 
 
+def origin_channel(body: dict[str, Any]) -> str | None:
+    """The channel a click or submission came from; None for a view's button (the Home tab),
+    whose payload names no channel."""
+    channel = (body.get("channel") or {}).get("id") or body.get("channel_id")
+    if channel is None and (body.get("view") or {}).get("private_metadata"):
+        channel = json.loads(body["view"]["private_metadata"] or "{}").get("channel")
+    return str(channel) if channel else None
+
+
+async def tell(client: AsyncWebClient, *, user: str, channel: str | None, text: str) -> None:
+    """Answer one person: an ephemeral where they clicked, or a DM from the bot when the click
+    came from a view (the Home tab), where an ephemeral has no channel to appear in."""
+    if channel is not None:
+        await client.chat_postEphemeral(channel=channel, user=user, text=text)
+        return
+    opened = await client.conversations_open(users=user)
+    await client.chat_postMessage(channel=str(opened["channel"]["id"]), text=text)
+
+
 async def _tell_failure(error: BaseException, body: dict[str, Any],
                         client: AsyncWebClient) -> None:
     """A click or submission that failed after it was received: say nothing was
     recorded (when that is so, the store's transaction rolled back) and log why."""
     ref = uuid.uuid4().hex[:8]
     user = (body.get("user") or {}).get("id") or body.get("user_id")
-    channel = (body.get("channel") or {}).get("id") or body.get("channel_id")
-    if channel is None and body.get("view"):
-        channel = json.loads(body["view"].get("private_metadata") or "{}").get("channel")
+    channel = origin_channel(body)
     actions = body.get("actions") or [{}]
     log.error("handling a Slack request failed", exc_info=error,
               extra={"ref": ref, "user": user, "request_id": actions[0].get("value"),
                      "type": body.get("type") or "command"})
-    if user and channel:
+    if user:
         try:
-            await client.chat_postEphemeral(channel=channel, user=user,
-                                            text=messages.nothing_recorded(ref=ref))
+            await tell(client, user=user, channel=channel, text=messages.nothing_recorded(ref=ref))
         except Exception:
             log.exception("could not tell the user their click failed", extra={"ref": ref})
 
@@ -144,7 +160,7 @@ def register_handlers(app: AsyncApp, *, gateway: Gateway, approval_channel: str 
             log.exception("could not start run", extra={"run_id": run_id, "graph": word})
             await respond(f"Run `{run_id}` could not be started; nothing was done.")
 
-    async def open_modal(action_id: str, request_id: str, user: str, channel: str,
+    async def open_modal(action_id: str, request_id: str, user: str, channel: str | None,
                          body: dict[str, Any], client: AsyncWebClient) -> None:
         outcome, callback_id = _MODAL_FOR[action_id]
         request, refusal = await gateway.decisions.check(request_id=request_id, user=user,
@@ -152,7 +168,7 @@ def register_handlers(app: AsyncApp, *, gateway: Gateway, approval_channel: str 
         if refusal is not None or request is None:
             text = refusal.message if refusal and refusal.message \
                 else messages.unknown_request()
-            await client.chat_postEphemeral(channel=channel, user=user, text=text)
+            await tell(client, user=user, channel=channel, text=text)
             return
         view = (edit_modal(request, channel=channel) if callback_id == EDIT_VIEW
                 else text_modal(request, channel=channel, callback_id=callback_id))
@@ -164,14 +180,14 @@ def register_handlers(app: AsyncApp, *, gateway: Gateway, approval_channel: str 
     async def on_button(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         action = body["actions"][0]
         action_id, request_id = action["action_id"], str(action.get("value", ""))
-        user, channel = body["user"]["id"], body["channel"]["id"]
+        user, channel = body["user"]["id"], origin_channel(body)
         if action_id not in _MODAL_FOR:
             reply = await _recorded_then_ack(
                 ack, gateway.decisions.decide(request_id=request_id, user=user,
                                               outcome=_AT_ONCE[action_id]),
                 body=body, client=client)
             if reply is not None and reply.message:
-                await client.chat_postEphemeral(channel=channel, user=user, text=reply.message)
+                await tell(client, user=user, channel=channel, text=reply.message)
             return
         await ack()  # a modal opens first: its trigger_id lasts 3 s
         try:
@@ -198,8 +214,7 @@ def register_handlers(app: AsyncApp, *, gateway: Gateway, approval_channel: str 
             request_id=str(meta["request_id"]), user=user,
             outcome=_TEXT_OUTCOME[callback_id], comment=text or None), body=body, client=client)
         if reply is not None and reply.message:
-            await client.chat_postEphemeral(channel=meta["channel"], user=user,
-                                            text=reply.message)
+            await tell(client, user=user, channel=meta.get("channel"), text=reply.message)
 
     async def on_edit_submitted(
         ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
@@ -208,8 +223,8 @@ def register_handlers(app: AsyncApp, *, gateway: Gateway, approval_channel: str 
         request = await gateway.store.get_request(str(meta["request_id"]))
         if meta.get("user") != body["user"]["id"]:
             await ack()
-            await client.chat_postEphemeral(channel=meta["channel"], user=body["user"]["id"],
-                                            text=messages.not_your_modal())
+            await tell(client, user=body["user"]["id"], channel=meta.get("channel"),
+                       text=messages.not_your_modal())
             return
         if request is None:
             await ack(response_action="errors", errors={})
@@ -243,8 +258,7 @@ def register_handlers(app: AsyncApp, *, gateway: Gateway, approval_channel: str 
             request_id=request.id, user=user, outcome=Outcome.EDITED, edited_args=args),
             body=body, client=client)
         if reply is not None and reply.message:
-            await client.chat_postEphemeral(channel=meta["channel"], user=user,
-                                            text=reply.message)
+            await tell(client, user=user, channel=meta.get("channel"), text=reply.message)
 
     async def on_error(error: Exception, body: dict[str, Any], client: AsyncWebClient) -> None:
         await _tell_failure(error, body, client)
