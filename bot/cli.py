@@ -50,7 +50,11 @@ def _check_startup(settings: Settings) -> None:
     try:
         load_policy_for(settings)
         registry_for(settings)
-    except (PolicyError, GraphLoadError) as exc:
+    except PolicyError as exc:
+        for line in exc.lines():
+            typer.echo(f"signoff: {line}", err=True)
+        raise typer.Exit(2) from None
+    except GraphLoadError as exc:
         typer.echo(f"signoff: {exc}", err=True)
         raise typer.Exit(2) from None
 
