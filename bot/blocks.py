@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bot.messages import slack_time
+from bot.messages import request_why, slack_time
 from bot.models import SYSTEM_ACTOR, ApprovalRequest, RequestStatus, Run
 from bot.text import code, cut, plain, untrusted
 from bot.text import mention as _mention
@@ -204,6 +204,9 @@ def request_message(
         fields.append(_field(untrusted(label) or "-", untrusted(value)))
     blocks.append({"type": "section", "fields": fields[:10]})
     context = []
+    why = request_why(request)
+    if why:
+        context.append(_mrkdwn(cut(why, _SECTION_MAX)))
     if action.impact:
         context.append(_mrkdwn(cut(f"*Impact:* {untrusted(action.impact)}", _SECTION_MAX)))
     if action.history:

@@ -109,9 +109,13 @@ class ActionSpec:
     approvers: str | None = None
     timeout_seconds: float | None = None
     on_timeout: str | None = None
+    # Why the graph gave this risk, in its own words ("the task mentions production").
+    risk_reason: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        # risk_reason only when given, so an action without one keeps the digest it had.
+        reason = {} if self.risk_reason is None else {"risk_reason": self.risk_reason}
+        return reason | {
             "title": self.title,
             "summary": self.summary,
             "risk": self.risk,
@@ -142,6 +146,7 @@ class ActionSpec:
             timeout_seconds=(None if data.get("timeout_seconds") is None
                              else float(data["timeout_seconds"])),
             on_timeout=None if data.get("on_timeout") is None else str(data["on_timeout"]),
+            risk_reason=None if data.get("risk_reason") is None else str(data["risk_reason"]),
         )
 
     def digest(self) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 from bot.models import ApprovalRequest, Outcome
 
 __all__ = ["ANYONE", "DEFAULT_MIN_REVIEW_TIME", "DEFAULT_PAUSE_TIER", "RISK_ORDER", "Policy",
-           "Refusal", "Tier", "check_decision"]
+           "Refusal", "Tier", "TierWhy", "check_decision"]
 
 ANYONE = "*"
 RISK_ORDER = ("low", "medium", "high", "critical")  # the built-in tiers, least strict first
@@ -42,6 +42,32 @@ class Tier:
     @property
     def pauses(self) -> bool:
         return self.approvals > 0
+
+
+@dataclass(frozen=True, slots=True)
+class TierWhy:
+    """The rule that put a pause in its tier: what a reviewer is guarding.
+
+    `source` is "graph" (the payload's risk; `reason` is the graph's own words, if it gave
+    any: untrusted), "graph_floor" (the policy's [graphs.NAME] tier), "pause_floor"
+    (defaults.pause_tier) or "unknown_risk" (a risk the policy does not define, in `reason`,
+    so the strictest tier applies)."""
+
+    tier: str
+    source: str
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, str | None]:
+        return {"tier": self.tier, "source": self.source, "reason": self.reason}
+
+    @classmethod
+    def from_json(cls, data: object) -> TierWhy | None:
+        """The why a request keeps (in its options); None for one made before there was."""
+        if not isinstance(data, Mapping) or not isinstance(data.get("source"), str):
+            return None
+        reason = data.get("reason")
+        return cls(tier=str(data.get("tier", "")), source=str(data["source"]),
+                   reason=reason if isinstance(reason, str) else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +130,16 @@ class Policy:
         stricter than the graph's floor, else the floor. A payload raises, never lowers."""
         asked, floor = self.tier(risk), self.tier(self.pause_floor(graph))
         return asked if self.strictness(asked) > self.strictness(floor) else floor
+
+    def why(self, graph: str, risk: str, reason: str | None = None) -> TierWhy:
+        """Why a pause of `graph` whose payload asks for `risk` (because of `reason`) gets
+        the tier `pause_tier_for` gives it."""
+        tier = self.pause_tier_for(graph, risk)
+        if tier is self.tier(risk):
+            if risk not in self.tiers:
+                return TierWhy(tier.name, "unknown_risk", risk)
+            return TierWhy(tier.name, "graph", reason)
+        return TierWhy(tier.name, "graph_floor" if graph in self.graph_tiers else "pause_floor")
 
     @staticmethod
     def strictness(tier: Tier) -> tuple[int, bool, int]:
