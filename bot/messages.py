@@ -22,6 +22,7 @@ __all__ = [
     "unknown_request",
     "human_duration",
     "refused",
+    "rejection_recorded",
     "request_why",
     "request_not_posted",
     "run_cancelled",
@@ -177,6 +178,9 @@ def refused(refusal: Refusal, *, role: str) -> str:
         return "You started this run, so you cannot approve it yourself; ask another approver."
     if refusal is Refusal.TOO_FAST:
         return "This request was posted moments ago; take a moment to read it, then approve."
+    if refusal is Refusal.ALREADY_REJECTED:
+        return ("You already rejected this request; it needs rejections from different "
+                "approvers to end it.")
     return "You already approved this request; it needs a different approver."
 
 
@@ -185,6 +189,15 @@ def vote_recorded(request: ApprovalRequest) -> str:
     return (
         f"Your approval is recorded ({len(request.votes)} of {request.approvals_required}). "
         f"It needs {needed} more from a different approver."
+    )
+
+
+def rejection_recorded(request: ApprovalRequest) -> str:
+    needed = request.rejections_required - len(request.rejections)
+    return (
+        f"Your rejection is recorded ({len(request.rejections)} of "
+        f"{request.rejections_required} rejections). It ends the request at "
+        f"{request.rejections_required}: {needed} more from a different approver."
     )
 
 

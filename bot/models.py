@@ -209,7 +209,7 @@ class ApprovalRequest:
     decided_at: datetime | None = None
     comment: str | None = None
     resume_state: ResumeState = ResumeState.NONE
-    votes: tuple[Vote, ...] = ()
+    votes: tuple[Vote, ...] = ()  # approvals toward the quorum
     on_timeout: str = "reject"
     # How the thread paused: "static" (a breakpoint), "value" (a plain interrupt()),
     # "hitl_batch" / "hitl_call" (LangChain's HumanInTheLoopMiddleware), "inbox"
@@ -221,6 +221,14 @@ class ApprovalRequest:
     edited_args: dict[str, Any] | None = None
     # The checkpoint this request's decision was written into (static pauses), once it was.
     applied_checkpoint: str | None = None
+    # Rejections recorded as votes against, where the tier needs more than one to reject.
+    rejections: tuple[Vote, ...] = ()
+
+    @property
+    def rejections_required(self) -> int:
+        """How many rejections by allowed approvers end the request (the tier's
+        `rejections`, kept in `options` when made); 1: any rejection ends it."""
+        return int(self.options.get("rejections", 1))
 
     @property
     def decisions(self) -> tuple[str, ...]:

@@ -133,7 +133,8 @@ def build_request(
         interrupt_id=item.interrupt_id,
         item=item.item,
         # Why it needs approval, kept with the request: what its message says every time.
-        options=dict(item.options) | {"why": terms.why.to_json()},
+        options=dict(item.options) | {"why": terms.why.to_json()}
+        | ({"rejections": tier.rejections} if tier.rejections > 1 else {}),
     )
 
 

@@ -38,6 +38,7 @@ class Tier:
     self_approval: bool | None = None  # None: the policy's `self_approval` applies
     min_review_time: timedelta | None = None  # a faster approval is a rubber stamp
     refuse_fast_approvals: bool = False  # refuse such an approval rather than flag it
+    rejections: int = 1  # rejections by allowed approvers that end a request; more: votes
 
     @property
     def pauses(self) -> bool:
@@ -187,6 +188,7 @@ class Refusal(StrEnum):
     SELF_APPROVAL = "self_approval"
     ALREADY_VOTED = "already_voted"
     TOO_FAST = "too_fast"  # approved sooner than the tier's min_review_time, which refuses it
+    ALREADY_REJECTED = "already_rejected"  # voted against already; one vote a person
 
 
 def check_decision(
@@ -199,6 +201,11 @@ def check_decision(
     """Whether `user` may give `outcome` on `request`; `members` None means anyone may."""
     if members is not None and user not in members:
         return Refusal.NOT_APPROVER
+    if any(v.user == user for v in request.rejections):
+        return Refusal.ALREADY_REJECTED
+    if (outcome is Outcome.REJECTED and request.rejections_required > 1
+            and any(v.user == user for v in request.votes)):
+        return Refusal.ALREADY_VOTED  # a vote against counts once, as one person's vote
     if outcome in (Outcome.APPROVED, Outcome.EDITED, Outcome.RESPONDED):
         if user == request.requester and not request.self_approval:
             return Refusal.SELF_APPROVAL

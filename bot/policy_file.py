@@ -27,7 +27,7 @@ _TOP_KEYS = ("roles", "defaults", "tiers", "graphs")
 _DEFAULT_KEYS = ("timeout", "on_timeout", "self_approval", "pause_tier", "guests")
 _GRAPH_KEYS = ("tier",)
 _TIER_KEYS = (
-    "approvers", "approvals", "timeout", "on_timeout", "confirm", "reversible",
+    "approvers", "approvals", "rejections", "timeout", "on_timeout", "confirm", "reversible",
     "self_approval", "min_review_time", "refuse_fast_approvals",
 )
 _REFUSING_TIER = "critical"  # the one tier whose fast approvals may be refused
@@ -86,6 +86,8 @@ def load_policy(path: Path) -> Policy:
                             the keys it sets); other names are new tiers.
       approvals             how many different people must approve; 0 means no pause. Built
                             in: 0 low, 1 medium, 1 high, 2 critical; required for a new tier.
+      rejections            how many rejections by allowed approvers end the request; 1 (any
+                            rejection). With more, each rejection is a vote against.
       approvers             the role whose members may decide; "reviewer".
       timeout               as in [defaults]; the default is defaults.timeout.
       on_timeout            as in [defaults]; the default is defaults.on_timeout.
@@ -304,11 +306,13 @@ def _tier(
         return found.check(read, default) if key in spec else default
 
     approvals = _approvals(spec, where=where, base=base, found=found)
+    rejections = get("rejections", lambda: _count(spec, "rejections", where=where, least=1),
+                     fallback.rejections)
     approvers = get("approvers", lambda: _role_name(spec["approvers"], f"{where}.approvers",
                                                     roles), fallback.approvers)
     if approvers in roles and approvals is not None:
-        _check_quorum(name, spec, where=where, approvals=approvals, role=approvers,
-                      members=roles[approvers], found=found)
+        _check_quorum(name, spec, where=where, approvals=approvals, rejections=rejections,
+                      role=approvers, members=roles[approvers], found=found)
     reversible = get("reversible", lambda: _bool(spec, "reversible", where=where, default=True),
                      fallback.reversible)
     on_timeout = get("on_timeout", lambda: _on_timeout(spec, where=where, default="reject"),
@@ -338,6 +342,7 @@ def _tier(
                                                          default=False), None),
         min_review_time=review,
         refuse_fast_approvals=refuse,
+        rejections=rejections,
     )
 
 
@@ -370,9 +375,9 @@ def _role_name(value: object, key: str, roles: Mapping[str, tuple[str, ...]]) ->
 
 
 def _check_quorum(name: str, spec: Mapping[str, Any], *, where: str, approvals: int,
-                  role: str, members: tuple[str, ...], found: _Found) -> None:
-    """The role can give the approvals the tier asks for; a number the file left at its
-    built-in value is named as such."""
+                  rejections: int, role: str, members: tuple[str, ...], found: _Found) -> None:
+    """The role can give the approvals and the rejections the tier asks for; a number the
+    file left at its built-in value is named as such."""
     if _unbounded(members):
         return
     if approvals > len(members):
@@ -380,6 +385,8 @@ def _check_quorum(name: str, spec: Mapping[str, Any], *, where: str, approvals: 
         if "approvals" not in spec:
             problem = words.inherited(problem, key="approvals", value=approvals, tier=name)
         found.add(f"{where}.approvals", problem)
+    if "rejections" in spec and approvals > 0 and rejections > len(members):
+        found.add(f"{where}.rejections", words.too_few_to_reject(rejections, role, members))
 
 
 def _review_time(spec: Mapping[str, Any], *, where: str) -> timedelta | None:

@@ -12,7 +12,7 @@ __all__ = [
     "A_ROLE_LIST", "FLOOR_NEEDS_NOBODY", "MISSING_APPROVALS", "MISSING_GRAPH_TIER", "NOT_UTF8",
     "REFUSE_ELSEWHERE", "REFUSE_WITHOUT_MINIMUM", "and_", "approve_irreversible", "inherited",
     "must_be", "not_a_duration", "not_a_member", "not_positive", "quote", "refuse_past_timeout",
-    "too_few_members", "too_long", "unknown_key", "unknown_role",
+    "too_few_members", "too_few_to_reject", "too_long", "unknown_key", "unknown_role",
     "unknown_tier", "unreadable",
 ]
 
@@ -110,6 +110,11 @@ def _members(role: str, members: tuple[str, ...]) -> str:
 def too_few_members(approvals: int, role: str, members: tuple[str, ...]) -> str:
     needs = f"needs {approvals} approval{'s' if approvals != 1 else ''}"
     return f"{needs} but {_members(role, members)}"
+
+
+def too_few_to_reject(rejections: int, role: str, members: tuple[str, ...]) -> str:
+    return (f"needs {rejections} rejections but {_members(role, members)}, so a request "
+            "could never be rejected")
 
 
 def inherited(problem: str, *, key: str, value: Any, tier: str) -> str:

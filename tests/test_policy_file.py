@@ -246,8 +246,8 @@ def test_unknown_key_without_a_close_match(tmp_path: Path) -> None:
     """With nothing close, the valid keys are listed."""
     message = _error(tmp_path, TIERS + 'colour = "red"\n')
     assert message == (
-        "tiers.critical.colour: unknown key; expected one of approvers, approvals, timeout, "
-        "on_timeout, confirm, reversible, self_approval, min_review_time and "
+        "tiers.critical.colour: unknown key; expected one of approvers, approvals, rejections, "
+        "timeout, on_timeout, confirm, reversible, self_approval, min_review_time and "
         "refuse_fast_approvals"
     )
 
@@ -624,3 +624,30 @@ def test_guests_are_off_unless_the_file_turns_them_on(tmp_path: Path) -> None:
     assert not _load(tmp_path, EXAMPLE).guests
     on = _load(tmp_path, EXAMPLE.replace("[defaults]", "[defaults]\nguests = true", 1))
     assert on.guests
+
+
+# -- rejections ----------------------------------------------------------------------------
+
+
+def test_rejections_default_to_one_and_may_be_raised(tmp_path: Path) -> None:
+    """Any rejection ends a request unless the tier says how many it takes."""
+    policy = _load(tmp_path, "[tiers.critical]\nrejections = 2\n")
+    assert policy.tier("critical").rejections == 2
+    assert {n: t.rejections for n, t in policy.tiers.items() if n != "critical"} == {
+        "low": 1, "medium": 1, "high": 1}
+    assert Policy.default().tier("high").rejections == 1
+
+
+@pytest.mark.parametrize(("value", "shown"), [("0", "0"), ("1.5", "1.5"), ("true", "true")])
+def test_rejections_is_a_whole_number_of_one_or_more(tmp_path: Path, value: str,
+                                                      shown: str) -> None:
+    message = _error(tmp_path, f"[tiers.high]\nrejections = {value}\n")
+    assert message == f"tiers.high.rejections: must be a whole number, 1 or more, not {shown}"
+
+
+def test_rejections_the_role_cannot_give_are_refused(tmp_path: Path) -> None:
+    """Two rejections from a role of one person: the request could never be rejected."""
+    message = _error(tmp_path, '[roles]\nops = ["U0OPS"]\n'
+                               '[tiers.high]\napprovers = "ops"\nrejections = 2\n')
+    assert message == ('tiers.high.rejections: needs 2 rejections but role "ops" has only 1 '
+                       "member (U0OPS), so a request could never be rejected")
