@@ -76,6 +76,9 @@ def _terms(policy: Policy, tier: Tier, *, approvers: str, timeout: Any,
         f"{'' if tier.approvals == 1 else ', from different people'}; the requester "
         f"{'may' if self_ok else 'may not'} approve their own run"
         f"""{'; Approve asks "are you sure?" first' if tier.confirm else ''}""",
+        "rejections: any one rejection by an approver ends the request" if tier.rejections == 1
+        else f"rejections: {tier.rejections} from different approvers end the request (each "
+        "a vote against until then)",
         f"timing: timeout {human_duration(timeout)} after posting; on_timeout {on_timeout}"
         f" ({_on_timeout(on_timeout, tier)})",
     ]

@@ -16,6 +16,7 @@ senior = ["S0SENIORS", "U0CAROL"]
 [tiers.high]
 approvers = "senior"
 approvals = 2
+rejections = 2
 timeout = "15m"
 """
 
@@ -103,6 +104,8 @@ def test_explain_a_production_deploy(tmp_path: Path) -> None:
         "approvers: role senior: S0SENIORS (user group), U0CAROL",
         "approvals: 2 needed, from different people; the requester may not approve their own "
         'run; Approve asks "are you sure?" first',
+        "rejections: 2 from different approvers end the request (each a vote against until "
+        "then)",
         "timing: timeout 15 min after posting; on_timeout reject (fails closed: nothing is "
         "approved)",
         "review time: approvals sooner than 10 s after posting are flagged as rubber stamps",
@@ -117,6 +120,7 @@ def test_explain_with_the_built_in_default(tmp_path: Path) -> None:
     assert lines[0] == "policy: the built-in default"
     assert "tier: medium" in lines and "why: medium: the task mentions staging" in lines
     assert "approvers: role reviewer: anyone in the workspace (guests excluded)" in lines
+    assert "rejections: any one rejection by an approver ends the request" in lines
     assert "timing: timeout 30 min after posting; on_timeout reject (fails closed: nothing " \
            "is approved)" in lines
 
