@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bot.messages import slack_time
+from bot.messages import request_why, slack_time
 from bot.models import SYSTEM_ACTOR, ApprovalRequest, RequestStatus, Run
 from bot.text import code, cut, plain, untrusted
 from bot.text import mention as _mention
@@ -98,7 +98,8 @@ def _status_line(request: ApprovalRequest) -> str:
         voters = ", ".join(_mention(v.user) for v in request.votes if v.user != SYSTEM_ACTOR)
         return f":white_check_mark: *Approved* by {voters or who}{when}"
     if request.status is RequestStatus.REJECTED:
-        return f":no_entry: *Rejected* by {who}{when}"
+        against = ", ".join(_mention(v.user) for v in request.rejections)
+        return f":no_entry: *Rejected* by {against or who}{when}"
     if request.status is RequestStatus.REVISING:
         return f":pencil2: *Changes requested* by {who}{when}"
     if request.status is RequestStatus.TIMED_OUT:
@@ -200,10 +201,17 @@ def request_message(
         voters = ", ".join(_mention(v.user) for v in request.votes) or "none yet"
         fields.append(_field("Approvals",
                              f"{len(request.votes)} of {request.approvals_required}: {voters}"))
+    if request.rejections_required > 1:
+        against = ", ".join(_mention(v.user) for v in request.rejections) or "none yet"
+        fields.append(_field("Rejections", f"{len(request.rejections)} of "
+                             f"{request.rejections_required}: {against}"))
     for label, value in list(action.details.items())[: 10 - len(fields)]:
         fields.append(_field(untrusted(label) or "-", untrusted(value)))
     blocks.append({"type": "section", "fields": fields[:10]})
     context = []
+    why = request_why(request)
+    if why:
+        context.append(_mrkdwn(cut(why, _SECTION_MAX)))
     if action.impact:
         context.append(_mrkdwn(cut(f"*Impact:* {untrusted(action.impact)}", _SECTION_MAX)))
     if action.history:
@@ -217,6 +225,11 @@ def request_message(
         blocks.append({"type": "section", "text": _mrkdwn(
             f":busts_in_silhouette: {len(request.votes)} of {request.approvals_required} "
             f"approvals. Needs {needed} more from a *different* approver.")})
+    if open_ and request.rejections_required > 1 and request.rejections:
+        needed = request.rejections_required - len(request.rejections)
+        blocks.append({"type": "section", "text": _mrkdwn(
+            f":no_entry: {len(request.rejections)} of {request.rejections_required} "
+            f"rejections. {needed} more from a *different* approver rejects it.")})
     if open_ and mention:
         blocks.append({"type": "section", "text": _mrkdwn(f"Approvers: {mention}")})
     if open_:
@@ -262,7 +275,8 @@ def _buttons(request: ApprovalRequest, *, confirm: bool) -> dict[str, Any]:
         elements.append(button)
     return {
         "type": "actions",
-        "block_id": f"decide:{request.id}:{len(request.votes)}",
+        "block_id": f"decide:{request.id}:{len(request.votes)}"
+                    + (f":{len(request.rejections)}" if request.rejections else ""),
         "elements": elements,
     }
 

@@ -1,4 +1,5 @@
-"""The `signoff` command: serve, dev, run, pending, audit (and audit verify), report."""
+"""The `signoff` command: serve, dev, run, pending, audit (and audit verify), report, policy
+(check, explain)."""
 
 from __future__ import annotations
 
@@ -50,7 +51,11 @@ def _check_startup(settings: Settings) -> None:
     try:
         load_policy_for(settings)
         registry_for(settings)
-    except (PolicyError, GraphLoadError) as exc:
+    except PolicyError as exc:
+        for line in exc.lines():
+            typer.echo(f"signoff: {line}", err=True)
+        raise typer.Exit(2) from None
+    except GraphLoadError as exc:
         typer.echo(f"signoff: {exc}", err=True)
         raise typer.Exit(2) from None
 
@@ -248,6 +253,68 @@ def report(
     if not found.chain.intact:  # the page says so first; so does the terminal
         typer.echo(f"signoff report: audit chain {found.chain.text}", err=True)
     typer.echo(str(out))
+
+
+policy_app = typer.Typer(add_completion=False, no_args_is_help=True,
+                         help="Check a policy file, or explain what it does with a task.")
+app.add_typer(policy_app, name="policy")
+
+
+@policy_app.command("check")
+def policy_check(
+    file: Annotated[Path | None, typer.Argument(
+        help="The policy file (TOML); default SIGNOFF_POLICY.")] = None,
+) -> None:
+    """Validate a policy file: exit 0 with a one-line summary, or 1 with every mistake
+    (file: key: problem), one a line."""
+    from bot.explain import summary
+    from bot.policy_file import PolicyError, load_policy
+
+    path = file if file is not None else _settings().signoff_policy
+    if path is None:
+        typer.echo("signoff policy check: no FILE given and SIGNOFF_POLICY is not set", err=True)
+        raise typer.Exit(2)
+    try:
+        policy = load_policy(path)
+    except PolicyError as exc:
+        for line in exc.lines():
+            typer.echo(line)
+        raise typer.Exit(1) from None
+    typer.echo(summary(policy, source=str(path)))
+
+
+@policy_app.command("explain")
+def policy_explain(
+    graph: Annotated[str, typer.Argument(help="A registered graph, e.g. deploy.")],
+    task: Annotated[list[str], typer.Argument(help="The task, as after /signoff GRAPH.")],
+    policy_file: Annotated[Path | None, typer.Option(
+        "--policy", help="The policy file; default SIGNOFF_POLICY, else the built-in "
+                         "default.")] = None,
+) -> None:
+    """For a task: its tier and why, who may approve (roles and members), the timing, and
+    whether a standing grant applies. Runs nothing."""
+    from bot.explain import explain
+    from bot.policy import Policy
+    from bot.policy_file import PolicyError, load_policy
+    from bot.service import registry_for
+    from graphs.loader import GraphLoadError
+    from graphs.registry import UnknownGraphError
+
+    settings = _settings()
+    path = policy_file or settings.signoff_policy
+    try:
+        policy = Policy.default() if path is None else load_policy(path)
+        spec = registry_for(settings).get(graph)
+    except PolicyError as exc:
+        for line in exc.lines():
+            typer.echo(f"signoff policy explain: {line}", err=True)
+        raise typer.Exit(2) from None
+    except (GraphLoadError, UnknownGraphError) as exc:
+        typer.echo(f"signoff policy explain: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"policy: {path or 'the built-in default'}")
+    for line in explain(policy, spec, " ".join(task)):
+        typer.echo(line)
 
 
 def main() -> None:

@@ -218,6 +218,10 @@ class Decisions:
         # A rubber-stamp flag is written in the same transaction as the vote or decision.
         fast = self._fast(request, outcome=outcome, actor=actor, at=now)
         quorum = outcome is Outcome.APPROVED and request.approvals_required > 1
+        if outcome is Outcome.REJECTED and request.rejections_required > 1:
+            against = await self._vote_against(request, run, actor=actor, audit=audit)
+            if against is not None:
+                return against
         if quorum:
             vote = await self._store.record_vote(request_id, user=actor, at=now,
                                                  audit=replace(audit, kind="vote"), also=fast)
@@ -241,6 +245,9 @@ class Decisions:
             if (request.approvals_required > 1 and outcome is Outcome.APPROVED
                     and result.request.status is RequestStatus.APPROVED):
                 return DecisionReply(True)  # a racing final vote decided it: ours counted too
+            if (request.rejections_required > 1 and outcome is Outcome.REJECTED
+                    and result.request.status is RequestStatus.REJECTED):
+                return DecisionReply(True)  # a racing final vote against: ours counted too
             return self._refuse("already_decided", messages.already_decided(result.request))
         log.info("decision recorded", extra={"request_id": request_id, "user": actor,
                                              "outcome": outcome.value})
@@ -251,6 +258,23 @@ class Decisions:
         if fast and not quorum:  # a quorum's votes were flagged one by one
             self._metrics.rubber_stamp(request)
         return DecisionReply(True)
+
+    async def _vote_against(self, request: ApprovalRequest, run: Run, *, actor: str,
+                            audit: AuditEntry) -> DecisionReply | None:
+        """A rejection where the tier needs several: a vote against, recorded once. None
+        when it is the one that reaches the tier's `rejections`, so the caller rejects."""
+        vote = await self._store.record_vote(request.id, user=actor, at=audit.at,
+                                             audit=replace(audit, kind="vote"), against=True)
+        if not vote.added:
+            if vote.request.status is not RequestStatus.PENDING:
+                return self._refuse("already_decided", messages.already_decided(vote.request))
+            return self._refuse(Refusal.ALREADY_REJECTED.value, messages.refused(
+                Refusal.ALREADY_REJECTED, role=request.approvers_role))
+        log.info("vote against recorded", extra={"request_id": request.id, "user": actor})
+        if len(vote.request.rejections) >= vote.request.rejections_required:
+            return None
+        await self.redraw(run, vote.request)
+        return DecisionReply(True, messages.rejection_recorded(vote.request))
 
     def _refuse(self, reason: str, message: str) -> DecisionReply:
         """A click not taken (counted by `reason`), and what to tell its author."""

@@ -12,9 +12,10 @@ __all__ = ["action_from_payload", "describe_pause"]
 
 # A payload (an `interrupt()` dict, a static pause's `approval`) may set only the keys README
 # lists ("Bring your own graph"). Shown: title/action, summary/question/description, details,
-# impact, step, total_steps, history. Obeyed within the policy (bot/pauses.py): risk,
-# reversible, approvers, timeout_seconds, on_timeout. Any other key, or one of these with a
-# value of the wrong type, is shown as a detail and never obeyed.
+# impact, step, total_steps, history, risk_reason (why the graph gave its risk, shown as the
+# request's why line). Obeyed within the policy (bot/pauses.py): risk, reversible, approvers,
+# timeout_seconds, on_timeout. Any other key, or one of these with a value of the wrong type,
+# is shown as a detail and never obeyed.
 
 _MAX_VALUE = 500
 _MAX_PAYLOAD_VALUE = 1500
@@ -33,6 +34,8 @@ def describe_pause(values: Mapping[str, Any], *, node: str) -> ActionSpec:
         title=f"Continue to {node}",
         summary=f"The run paused before {node}.",
         risk=str(values.get("risk", "medium")),
+        risk_reason=reason if isinstance(reason := values.get("risk_reason"), str) and reason
+        else None,
         details=dict(list(details.items())[:8]),
     )
 
@@ -54,6 +57,7 @@ def action_from_payload(payload: Mapping[str, Any], *, title: str, risk: str) ->
         "approvers": take.typed("approvers", str, None),
         "timeout_seconds": take.number("timeout_seconds"),
         "on_timeout": take.typed("on_timeout", str, None),
+        "risk_reason": take.typed("risk_reason", str, None) or None,
     }
     shown = {str(k): v for k, v in take.mapping("details").items()} | take.rest
     details = {k: _short(v, _MAX_PAYLOAD_VALUE) for k, v in shown.items()}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from bot.models import ApprovalRequest, RequestStatus
-from bot.policy import Refusal
+from bot.policy import Refusal, TierWhy
 from bot.text import code, mention, untrusted
 
 __all__ = [
@@ -22,6 +22,8 @@ __all__ = [
     "unknown_request",
     "human_duration",
     "refused",
+    "rejection_recorded",
+    "request_why",
     "request_not_posted",
     "run_cancelled",
     "run_failed",
@@ -30,6 +32,7 @@ __all__ = [
     "run_stopped",
     "slack_time",
     "stale",
+    "tier_why",
     "timeout_reason",
     "usage",
     "vote_recorded",
@@ -175,6 +178,9 @@ def refused(refusal: Refusal, *, role: str) -> str:
         return "You started this run, so you cannot approve it yourself; ask another approver."
     if refusal is Refusal.TOO_FAST:
         return "This request was posted moments ago; take a moment to read it, then approve."
+    if refusal is Refusal.ALREADY_REJECTED:
+        return ("You already rejected this request; it needs rejections from different "
+                "approvers to end it.")
     return "You already approved this request; it needs a different approver."
 
 
@@ -186,5 +192,38 @@ def vote_recorded(request: ApprovalRequest) -> str:
     )
 
 
+def rejection_recorded(request: ApprovalRequest) -> str:
+    needed = request.rejections_required - len(request.rejections)
+    return (
+        f"Your rejection is recorded ({len(request.rejections)} of "
+        f"{request.rejections_required} rejections). It ends the request at "
+        f"{request.rejections_required}: {needed} more from a different approver."
+    )
+
+
 def not_your_modal() -> str:
     return "This form was opened for someone else; nothing was recorded."
+
+
+def tier_why(why: TierWhy, *, graph: str, slack: bool = True) -> str:
+    """"high: the task mentions production": the tier and the rule that put the request
+    there. The graph's words are escaped for Slack (`slack`), or shown as they are."""
+    show = untrusted if slack else str
+    name = code(graph) if slack else graph
+    if why.source == "graph":
+        return f"{why.tier}: {show(why.reason) if why.reason else 'set by the graph'}"
+    if why.source == "graph_floor":
+        return f"{why.tier}: the lowest tier the policy gives graph {name} ([graphs] tier)"
+    if why.source == "pause_floor":
+        return f"{why.tier}: the lowest tier the policy gives any graph (defaults.pause_tier)"
+    asked = code(why.reason or "") if slack else repr(why.reason)
+    return (f"{why.tier}: the graph asked for risk {asked}, which the policy does not define, "
+            "so the strictest tier applies")
+
+
+def request_why(request: ApprovalRequest) -> str | None:
+    """The request's why line (mrkdwn); None for a request made before requests kept one."""
+    why = TierWhy.from_json(request.options.get("why"))
+    if why is None:
+        return None
+    return f"*Why it needs approval:* {tier_why(why, graph=request.graph)}"

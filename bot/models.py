@@ -109,9 +109,13 @@ class ActionSpec:
     approvers: str | None = None
     timeout_seconds: float | None = None
     on_timeout: str | None = None
+    # Why the graph gave this risk, in its own words ("the task mentions production").
+    risk_reason: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        # risk_reason only when given, so an action without one keeps the digest it had.
+        reason = {} if self.risk_reason is None else {"risk_reason": self.risk_reason}
+        return reason | {
             "title": self.title,
             "summary": self.summary,
             "risk": self.risk,
@@ -142,6 +146,7 @@ class ActionSpec:
             timeout_seconds=(None if data.get("timeout_seconds") is None
                              else float(data["timeout_seconds"])),
             on_timeout=None if data.get("on_timeout") is None else str(data["on_timeout"]),
+            risk_reason=None if data.get("risk_reason") is None else str(data["risk_reason"]),
         )
 
     def digest(self) -> str:
@@ -204,7 +209,7 @@ class ApprovalRequest:
     decided_at: datetime | None = None
     comment: str | None = None
     resume_state: ResumeState = ResumeState.NONE
-    votes: tuple[Vote, ...] = ()
+    votes: tuple[Vote, ...] = ()  # approvals toward the quorum
     on_timeout: str = "reject"
     # How the thread paused: "static" (a breakpoint), "value" (a plain interrupt()),
     # "hitl_batch" / "hitl_call" (LangChain's HumanInTheLoopMiddleware), "inbox"
@@ -216,6 +221,14 @@ class ApprovalRequest:
     edited_args: dict[str, Any] | None = None
     # The checkpoint this request's decision was written into (static pauses), once it was.
     applied_checkpoint: str | None = None
+    # Rejections recorded as votes against, where the tier needs more than one to reject.
+    rejections: tuple[Vote, ...] = ()
+
+    @property
+    def rejections_required(self) -> int:
+        """How many rejections by allowed approvers end the request (the tier's
+        `rejections`, kept in `options` when made); 1: any rejection ends it."""
+        return int(self.options.get("rejections", 1))
 
     @property
     def decisions(self) -> tuple[str, ...]:

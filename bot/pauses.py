@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from bot.interrupts import ReviewItem
 from bot.models import ActionSpec, ApprovalRequest, RequestStatus, Run
-from bot.policy import Policy, Tier
+from bot.policy import Policy, Tier, TierWhy
 
 __all__ = ["MAX_TIMEOUT", "PauseTerms", "build_request", "pause_terms"]
 
@@ -37,6 +37,7 @@ class PauseTerms:
     approvers: str
     timeout: timedelta
     on_timeout: str
+    why: TierWhy
     ignored: tuple[str, ...] = ()
 
 
@@ -56,6 +57,7 @@ def pause_terms(*, graph: str, action: ActionSpec, policy: Policy) -> PauseTerms
         ignored.append(_ignored("on_timeout", action.on_timeout,
                                 'a payload may only say "reject"', kept=repr(tier.on_timeout)))
     return PauseTerms(tier=tier, approvers=approvers, timeout=timeout, on_timeout=on_timeout,
+                      why=policy.why(graph, action.risk, action.risk_reason),
                       ignored=tuple(ignored))
 
 
@@ -130,7 +132,9 @@ def build_request(
         kind=item.kind,
         interrupt_id=item.interrupt_id,
         item=item.item,
-        options=dict(item.options),
+        # Why it needs approval, kept with the request: what its message says every time.
+        options=dict(item.options) | {"why": terms.why.to_json()}
+        | ({"rejections": tier.rejections} if tier.rejections > 1 else {}),
     )
 
 

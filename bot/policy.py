@@ -15,7 +15,7 @@ from typing import Any
 from bot.models import ApprovalRequest, Outcome
 
 __all__ = ["ANYONE", "DEFAULT_MIN_REVIEW_TIME", "DEFAULT_PAUSE_TIER", "RISK_ORDER", "Policy",
-           "Refusal", "Tier", "check_decision"]
+           "Refusal", "Tier", "TierWhy", "check_decision"]
 
 ANYONE = "*"
 RISK_ORDER = ("low", "medium", "high", "critical")  # the built-in tiers, least strict first
@@ -38,10 +38,37 @@ class Tier:
     self_approval: bool | None = None  # None: the policy's `self_approval` applies
     min_review_time: timedelta | None = None  # a faster approval is a rubber stamp
     refuse_fast_approvals: bool = False  # refuse such an approval rather than flag it
+    rejections: int = 1  # rejections by allowed approvers that end a request; more: votes
 
     @property
     def pauses(self) -> bool:
         return self.approvals > 0
+
+
+@dataclass(frozen=True, slots=True)
+class TierWhy:
+    """The rule that put a pause in its tier: what a reviewer is guarding.
+
+    `source` is "graph" (the payload's risk; `reason` is the graph's own words, if it gave
+    any: untrusted), "graph_floor" (the policy's [graphs.NAME] tier), "pause_floor"
+    (defaults.pause_tier) or "unknown_risk" (a risk the policy does not define, in `reason`,
+    so the strictest tier applies)."""
+
+    tier: str
+    source: str
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, str | None]:
+        return {"tier": self.tier, "source": self.source, "reason": self.reason}
+
+    @classmethod
+    def from_json(cls, data: object) -> TierWhy | None:
+        """The why a request keeps (in its options); None for one made before there was."""
+        if not isinstance(data, Mapping) or not isinstance(data.get("source"), str):
+            return None
+        reason = data.get("reason")
+        return cls(tier=str(data.get("tier", "")), source=str(data["source"]),
+                   reason=reason if isinstance(reason, str) else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +132,16 @@ class Policy:
         asked, floor = self.tier(risk), self.tier(self.pause_floor(graph))
         return asked if self.strictness(asked) > self.strictness(floor) else floor
 
+    def why(self, graph: str, risk: str, reason: str | None = None) -> TierWhy:
+        """Why a pause of `graph` whose payload asks for `risk` (because of `reason`) gets
+        the tier `pause_tier_for` gives it."""
+        tier = self.pause_tier_for(graph, risk)
+        if tier is self.tier(risk):
+            if risk not in self.tiers:
+                return TierWhy(tier.name, "unknown_risk", risk)
+            return TierWhy(tier.name, "graph", reason)
+        return TierWhy(tier.name, "graph_floor" if graph in self.graph_tiers else "pause_floor")
+
     @staticmethod
     def strictness(tier: Tier) -> tuple[int, bool, int]:
         """How strict a tier is: approvals, then confirm; between equals, the built-in order
@@ -151,6 +188,7 @@ class Refusal(StrEnum):
     SELF_APPROVAL = "self_approval"
     ALREADY_VOTED = "already_voted"
     TOO_FAST = "too_fast"  # approved sooner than the tier's min_review_time, which refuses it
+    ALREADY_REJECTED = "already_rejected"  # voted against already; one vote a person
 
 
 def check_decision(
@@ -163,6 +201,11 @@ def check_decision(
     """Whether `user` may give `outcome` on `request`; `members` None means anyone may."""
     if members is not None and user not in members:
         return Refusal.NOT_APPROVER
+    if any(v.user == user for v in request.rejections):
+        return Refusal.ALREADY_REJECTED
+    if (outcome is Outcome.REJECTED and request.rejections_required > 1
+            and any(v.user == user for v in request.votes)):
+        return Refusal.ALREADY_VOTED  # a vote against counts once, as one person's vote
     if outcome in (Outcome.APPROVED, Outcome.EDITED, Outcome.RESPONDED):
         if user == request.requester and not request.self_approval:
             return Refusal.SELF_APPROVAL

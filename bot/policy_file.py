@@ -1,41 +1,34 @@
-"""Read a team's policy file (TOML) into a `Policy`, failing with the file, key and problem."""
+"""Read a team's policy file (TOML) into a `Policy`: what the file sets over the built-in
+default, with every mistake reported at once, each naming the file, the key and the problem."""
 
 from __future__ import annotations
 
-import difflib
-import json
 import math
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from bot.policy import (
-    ANYONE,
-    DEFAULT_MIN_REVIEW_TIME,
-    DEFAULT_PAUSE_TIER,
-    RISK_ORDER,
-    Policy,
-    Tier,
-)
+from bot import policy_wording as words
+from bot.policy import ANYONE, DEFAULT_PAUSE_TIER, RISK_ORDER, Policy, Tier
 
-__all__ = ["BUNDLED_TIERS", "PolicyError", "load_policy", "parse_duration"]
+__all__ = ["BUNDLED_TIERS", "PolicyError", "Problem", "load_policy", "parse_duration"]
 
 BUNDLED_TIERS = RISK_ORDER  # the risks the bundled graphs declare
 DEFAULT_ROLE = "reviewer"
 DEFAULT_TIMEOUT = timedelta(minutes=30)
 ON_TIMEOUT = ("reject", "approve")
 
-_CONFIRMED_TIERS = frozenset({"high", "critical"})
 _TOP_KEYS = ("roles", "defaults", "tiers", "graphs")
 _DEFAULT_KEYS = ("timeout", "on_timeout", "self_approval", "pause_tier", "guests")
 _GRAPH_KEYS = ("tier",)
 _TIER_KEYS = (
-    "approvers", "approvals", "timeout", "on_timeout", "confirm", "reversible", "self_approval",
-    "min_review_time", "refuse_fast_approvals",
+    "approvers", "approvals", "rejections", "timeout", "on_timeout", "confirm", "reversible",
+    "self_approval", "min_review_time", "refuse_fast_approvals",
 )
 _REFUSING_TIER = "critical"  # the one tier whose fast approvals may be refused
 _SLACK_ID = re.compile(r"[UWS][A-Z0-9]+")  # Slack IDs are upper case: U/W users, S groups
@@ -43,22 +36,41 @@ _DURATION = re.compile(
     r"(?:(?P<days>\d+)d)?\s*(?:(?P<hours>\d+)h)?\s*(?:(?P<minutes>\d+)m)?\s*(?:(?P<seconds>\d+)s)?"
 )
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One mistake: the dotted key it is at (None: the file as a whole) and what is wrong."""
+
+    key: str | None
+    problem: str
 
 
 class PolicyError(ValueError):
-    """The policy file cannot be used; the message names the file, the key and the problem."""
+    """The policy file cannot be used. `problems` lists every mistake found; the message has
+    one line per mistake, each naming the file, the key and the problem. `key` and `problem`
+    are the first one's."""
 
-    def __init__(self, *, path: Path, key: str | None, problem: str) -> None:
+    def __init__(self, *, path: Path, problems: tuple[Problem, ...]) -> None:
+        assert problems, "a PolicyError names at least one problem"
         self.path = path
-        self.key = key
-        self.problem = problem
-        super().__init__(f"{path}: {key}: {problem}" if key else f"{path}: {problem}")
+        self.problems = problems
+        self.key = problems[0].key
+        self.problem = problems[0].problem
+        super().__init__("\n".join(self.lines()))
+
+    def lines(self) -> list[str]:
+        """`FILE: KEY: PROBLEM` for each mistake, section by section as they were checked."""
+        return [f"{self.path}: {p.key}: {p.problem}" if p.key else f"{self.path}: {p.problem}"
+                for p in self.problems]
 
 
 def load_policy(path: Path) -> Policy:
-    """Read and check the policy file at `path`; raise `PolicyError` on the first problem.
+    """Read and check the policy file at `path`; raise `PolicyError` naming every problem.
 
-    Every key (all optional unless marked):
+    The file sets only what it changes; everything else is the built-in default
+    (`Policy.default()`). Every key (all optional unless marked):
 
     [roles]                 role name = list of "*" (anyone in the workspace), user IDs
                             (U…, W…) and user-group IDs (S…). "reviewer" is ["*"] unless set.
@@ -70,8 +82,12 @@ def load_policy(path: Path) -> Policy:
       pause_tier            the lowest tier of any graph's pauses; "medium". A payload may ask
                             for a stricter tier, never a looser one. If it is left out, the
                             "medium" tier must need an approval.
-    [tiers.NAME]            required for low, medium, high and critical; other names allowed.
-      approvals (required)  how many different people must approve; 0 means no pause.
+    [tiers.NAME]            low, medium, high and critical are built in (a table changes only
+                            the keys it sets); other names are new tiers.
+      approvals             how many different people must approve; 0 means no pause. Built
+                            in: 0 low, 1 medium, 1 high, 2 critical; required for a new tier.
+      rejections            how many rejections by allowed approvers end the request; 1 (any
+                            rejection). With more, each rejection is a vote against.
       approvers             the role whose members may decide; "reviewer".
       timeout               as in [defaults]; the default is defaults.timeout.
       on_timeout            as in [defaults]; the default is defaults.on_timeout.
@@ -87,44 +103,53 @@ def load_policy(path: Path) -> Policy:
                             defaults.pause_tier; a tier with approvals = 0 lets its pauses
                             through without a person.
     """
+    data = _read(path)
+    found = _Found()
+    policy = _policy(data, found)
+    if found.problems:
+        raise PolicyError(path=path, problems=tuple(found.problems))
+    return policy
+
+
+def _read(path: Path) -> Mapping[str, Any]:
+    """The file's TOML; a file that cannot be read or parsed is the one problem reported."""
+    def fail(problem: str) -> PolicyError:
+        return PolicyError(path=path, problems=(Problem(None, problem),))
+
     try:
-        data = tomllib.loads(path.read_bytes().decode("utf-8"))
+        return tomllib.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
-        raise PolicyError(path=path, key=None, problem="no such file") from None
+        raise fail("no such file") from None
     except IsADirectoryError:
-        raise PolicyError(path=path, key=None, problem="is a directory, not a file") from None
+        raise fail("is a directory, not a file") from None
     except OSError as exc:
-        raise PolicyError(path=path, key=None, problem=_unreadable(exc)) from None
+        raise fail(words.unreadable(exc)) from None
     except UnicodeDecodeError:
-        raise PolicyError(path=path, key=None, problem=_NOT_UTF8) from None
+        raise fail(words.NOT_UTF8) from None
     except tomllib.TOMLDecodeError as exc:
         # tomllib's message ends "(at line L, column C)": exactly what the author needs.
-        raise PolicyError(path=path, key=None, problem=f"not valid TOML: {exc}") from None
-    try:
-        return _policy(data)
-    except _Invalid as exc:
-        raise PolicyError(path=path, key=exc.key, problem=exc.problem) from None
+        raise fail(f"not valid TOML: {exc}") from None
 
 
 def parse_duration(value: str | int | float) -> timedelta:
     """A positive duration from "90s", "30m", "2h", "1h30m", "1d" or a number of seconds."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValueError(_not_a_duration(value))
+        raise ValueError(words.not_a_duration(value))
     if isinstance(value, str):
         match = _DURATION.fullmatch(value.strip())
         if match is None or not any(match.groups()):
-            raise ValueError(_not_a_duration(value))
+            raise ValueError(words.not_a_duration(value))
         parts: dict[str, float] = {u: int(n) for u, n in match.groupdict("0").items()}
     elif not math.isfinite(value):
-        raise ValueError(_not_a_duration(value))
+        raise ValueError(words.not_a_duration(value))
     else:
         parts = {"seconds": value}
     try:
         delta = timedelta(**parts)
     except OverflowError:
-        raise ValueError(_too_long(value)) from None
+        raise ValueError(words.too_long(value)) from None
     if delta <= timedelta(0):
-        raise ValueError(_not_positive(value))
+        raise ValueError(words.not_positive(value))
     return delta
 
 
@@ -140,6 +165,25 @@ class _Invalid(Exception):
         self.problem = problem
 
 
+@dataclass(slots=True)
+class _Found:
+    """The problems found so far. Each check records its own and hands back a stand-in, so
+    checking goes on and one mistake never hides the next."""
+
+    problems: list[Problem] = field(default_factory=list)
+
+    def add(self, key: str | None, problem: str) -> None:
+        self.problems.append(Problem(key, problem))
+
+    def check(self, fn: Callable[[], _T], fallback: _T) -> _T:
+        """`fn()`, or `fallback` once its problem is recorded."""
+        try:
+            return fn()
+        except _Invalid as exc:
+            self.add(exc.key, exc.problem)
+            return fallback
+
+
 @dataclass(frozen=True, slots=True)
 class _Defaults:
     timeout: timedelta = DEFAULT_TIMEOUT
@@ -148,24 +192,30 @@ class _Defaults:
     guests: bool = False
 
 
-def _policy(data: Mapping[str, Any]) -> Policy:
-    _known_keys(data, _TOP_KEYS, where=None)
-    roles = _roles(data.get("roles", {}))
-    defaults = _defaults(data.get("defaults", {}))
-    if "tiers" not in data:
-        raise _Invalid("tiers", _missing_tiers(BUNDLED_TIERS))
-    tiers_table = _table(data["tiers"], "tiers")
-    missing = [name for name in BUNDLED_TIERS if name not in tiers_table]
-    if missing:
-        raise _Invalid("tiers", _missing_tiers(missing))
-    tiers = {
-        name: _tier(name, spec, roles=roles, defaults=defaults)
-        for name, spec in tiers_table.items()
-    }
-    pause_tier = _pause_tier(data.get("defaults", {}), tiers)
+def _policy(data: Mapping[str, Any], found: _Found) -> Policy:
+    _known_keys(data, _TOP_KEYS, where=None, found=found)
+    roles = _roles(data.get("roles", {}), found)
+    defaults_table = found.check(lambda: _table(data.get("defaults", {}), "defaults"), _EMPTY)
+    defaults = _defaults(defaults_table, found)
+    tiers_table = found.check(lambda: _table(data.get("tiers", {}), "tiers"), _EMPTY)
+    builtin = Policy.default(timeout=defaults.timeout).tiers
+    tiers: dict[str, Tier] = {}
+    for name in dict.fromkeys([*builtin, *tiers_table]):
+        base = builtin.get(name)
+        if base is not None:
+            base = _with_defaults(base, defaults)
+        tier = _tier(name, tiers_table.get(name), base=base, roles=roles, defaults=defaults,
+                     found=found)
+        tiers[name] = tier
+    pause_tier = found.check(lambda: _pause_tier(defaults_table, tiers), DEFAULT_PAUSE_TIER)
+    graphs = _graphs(data.get("graphs", {}), tiers, found)
     return Policy(tiers=tiers, roles=roles, self_approval=defaults.self_approval,
-                  guests=defaults.guests, pause_tier=pause_tier,
-                  graph_tiers=_graphs(data.get("graphs", {}), tiers))
+                  guests=defaults.guests, pause_tier=pause_tier, graph_tiers=graphs)
+
+
+def _with_defaults(tier: Tier, defaults: _Defaults) -> Tier:
+    """A built-in tier as the file's [defaults] leave it."""
+    return replace(tier, timeout=defaults.timeout, on_timeout=defaults.on_timeout)
 
 
 def _pause_tier(defaults: Mapping[str, Any], tiers: Mapping[str, Tier]) -> str:
@@ -173,110 +223,173 @@ def _pause_tier(defaults: Mapping[str, Any], tiers: Mapping[str, Tier]) -> str:
         return _tier_name(defaults["pause_tier"], "defaults.pause_tier", tiers)
     if not tiers[DEFAULT_PAUSE_TIER].pauses:
         # Pauses pass without a person only where the policy says so in as many words.
-        raise _Invalid(f"tiers.{DEFAULT_PAUSE_TIER}.approvals", _FLOOR_NEEDS_NOBODY)
+        raise _Invalid(f"tiers.{DEFAULT_PAUSE_TIER}.approvals", words.FLOOR_NEEDS_NOBODY)
     return DEFAULT_PAUSE_TIER
 
 
-def _graphs(raw: object, tiers: Mapping[str, Tier]) -> dict[str, str]:
+def _graphs(raw: object, tiers: Mapping[str, Tier], found: _Found) -> dict[str, str]:
     floors: dict[str, str] = {}
-    for name, spec in _table(raw, "graphs").items():
-        where = _key("graphs", name)
-        table = _table(spec, where)
-        _known_keys(table, _GRAPH_KEYS, where=where)
-        if "tier" not in table:
-            raise _Invalid(f"{where}.tier", _MISSING_GRAPH_TIER)
-        floors[name] = _tier_name(table["tier"], f"{where}.tier", tiers)
+    for name, spec in found.check(lambda: _table(raw, "graphs"), _EMPTY).items():
+        tier = found.check(partial(_graph_tier, name, spec, tiers, found), None)
+        if tier is not None:
+            floors[name] = tier
     return floors
+
+
+def _graph_tier(name: str, spec: object, tiers: Mapping[str, Tier], found: _Found) -> str:
+    where = _key("graphs", name)
+    table = _table(spec, where)
+    _known_keys(table, _GRAPH_KEYS, where=where, found=found)
+    if "tier" not in table:
+        raise _Invalid(f"{where}.tier", words.MISSING_GRAPH_TIER)
+    return _tier_name(table["tier"], f"{where}.tier", tiers)
 
 
 def _tier_name(value: object, key: str, tiers: Mapping[str, Tier]) -> str:
     if not isinstance(value, str):
-        raise _Invalid(key, _must_be("a tier name (a string)", value))
+        raise _Invalid(key, words.must_be("a tier name (a string)", value))
     if value not in tiers:
-        raise _Invalid(key, _unknown_tier(value, tiers))
+        raise _Invalid(key, words.unknown_tier(value, tiers))
     return value
 
 
-def _roles(raw: object) -> dict[str, tuple[str, ...]]:
+def _roles(raw: object, found: _Found) -> dict[str, tuple[str, ...]]:
     roles: dict[str, tuple[str, ...]] = {DEFAULT_ROLE: (ANYONE,)}
-    for name, entries in _table(raw, "roles").items():
+    for name, entries in found.check(lambda: _table(raw, "roles"), _EMPTY).items():
         key = _key("roles", name)
         if not isinstance(entries, list):
-            raise _Invalid(key, _must_be(_A_ROLE_LIST, entries))
+            found.add(key, words.must_be(words.A_ROLE_LIST, entries))
+            roles[name] = ()
+            continue
+        good = []
         for index, entry in enumerate(entries):
             if not isinstance(entry, str):
-                raise _Invalid(f"{key}[{index}]", _must_be("a string", entry))
-            if entry != ANYONE and not _SLACK_ID.fullmatch(entry):
-                raise _Invalid(f"{key}[{index}]", _not_a_member(entry))
-        roles[name] = tuple(dict.fromkeys(entries))  # the same ID twice is one person
+                found.add(f"{key}[{index}]", words.must_be("a string", entry))
+            elif entry != ANYONE and not _SLACK_ID.fullmatch(entry):
+                found.add(f"{key}[{index}]", words.not_a_member(entry))
+            else:
+                good.append(entry)
+        roles[name] = tuple(dict.fromkeys(good))  # the same ID twice is one person
     return roles
 
 
-def _defaults(raw: object) -> _Defaults:
-    table = _table(raw, "defaults")
-    _known_keys(table, _DEFAULT_KEYS, where="defaults")
+def _defaults(table: Mapping[str, Any], found: _Found) -> _Defaults:
+    _known_keys(table, _DEFAULT_KEYS, where="defaults", found=found)
     fallback = _Defaults()
     return _Defaults(
-        timeout=_duration(table, "timeout", where="defaults", default=fallback.timeout),
-        on_timeout=_on_timeout(table, where="defaults", default=fallback.on_timeout),
-        self_approval=_bool(table, "self_approval", where="defaults",
-                            default=fallback.self_approval),
-        guests=_bool(table, "guests", where="defaults", default=fallback.guests),
+        timeout=found.check(lambda: _duration(table, "timeout", where="defaults",
+                                              default=fallback.timeout), fallback.timeout),
+        on_timeout=found.check(lambda: _on_timeout(table, where="defaults",
+                                                   default=fallback.on_timeout),
+                               fallback.on_timeout),
+        self_approval=found.check(lambda: _bool(table, "self_approval", where="defaults",
+                                                default=fallback.self_approval),
+                                  fallback.self_approval),
+        guests=found.check(lambda: _bool(table, "guests", where="defaults",
+                                         default=fallback.guests), fallback.guests),
     )
 
 
 def _tier(
-    name: str, raw: object, *, roles: Mapping[str, tuple[str, ...]], defaults: _Defaults
+    name: str, raw: object, *, base: Tier | None, roles: Mapping[str, tuple[str, ...]],
+    defaults: _Defaults, found: _Found,
 ) -> Tier:
+    """The tier `name`: the keys its table sets over `base` (the built-in tier, None for a
+    new one). Every problem is recorded; a key in error keeps its built-in value."""
     where = _key("tiers", name)
-    spec = _table(raw, where)
-    _known_keys(spec, _TIER_KEYS, where=where)
-    if "approvals" not in spec:
-        raise _Invalid(f"{where}.approvals", _MISSING_APPROVALS)
-    approvals = spec["approvals"]
-    # bool is an int subclass in Python, but `approvals = true` is a mistake, not a 1.
-    if isinstance(approvals, bool) or not isinstance(approvals, int) or approvals < 0:
-        raise _Invalid(f"{where}.approvals", _must_be("a whole number, 0 or more", approvals))
-    approvers = spec.get("approvers", DEFAULT_ROLE)
-    if not isinstance(approvers, str):
-        raise _Invalid(f"{where}.approvers", _must_be("a role name (a string)", approvers))
-    if approvers not in roles:
-        raise _Invalid(f"{where}.approvers", _unknown_role(approvers, roles))
-    members = roles[approvers]
-    if approvals > len(members) and not _unbounded(members):
-        raise _Invalid(f"{where}.approvals", _too_few_members(approvals, approvers, members))
-    reversible = _bool(spec, "reversible", where=where, default=True)
-    on_timeout = _on_timeout(spec, where=where, default=defaults.on_timeout)
+    spec: Mapping[str, Any] = {} if raw is None else found.check(lambda: _table(raw, where), _EMPTY)
+    _known_keys(spec, _TIER_KEYS, where=where, found=found)
+    fallback = base or Tier(name, approvals=1, timeout=defaults.timeout,
+                            on_timeout=defaults.on_timeout)
+
+    def get(key: str, read: Callable[[], _T], default: _T) -> _T:
+        return found.check(read, default) if key in spec else default
+
+    approvals = _approvals(spec, where=where, base=base, found=found)
+    rejections = get("rejections", lambda: _count(spec, "rejections", where=where, least=1),
+                     fallback.rejections)
+    approvers = get("approvers", lambda: _role_name(spec["approvers"], f"{where}.approvers",
+                                                    roles), fallback.approvers)
+    if approvers in roles and approvals is not None:
+        _check_quorum(name, spec, where=where, approvals=approvals, rejections=rejections,
+                      role=approvers, members=roles[approvers], found=found)
+    reversible = get("reversible", lambda: _bool(spec, "reversible", where=where, default=True),
+                     fallback.reversible)
+    on_timeout = get("on_timeout", lambda: _on_timeout(spec, where=where, default="reject"),
+                     defaults.on_timeout)
     if on_timeout == "approve" and not reversible:
-        raise _Invalid(f"{where}.on_timeout", _approve_irreversible(where, spec))
-    timeout = _duration(spec, "timeout", where=where, default=defaults.timeout)
-    review = _review_time(spec, where=where, default=DEFAULT_MIN_REVIEW_TIME.get(name))
-    refuse = _bool(spec, "refuse_fast_approvals", where=where, default=False)
+        found.add(f"{where}.on_timeout", words.approve_irreversible(where, spec))
+    timeout = get("timeout", lambda: _duration(spec, "timeout", where=where,
+                                               default=defaults.timeout), defaults.timeout)
+    review = get("min_review_time", lambda: _review_time(spec, where=where),
+                 fallback.min_review_time)
+    refuse = get("refuse_fast_approvals", lambda: _bool(spec, "refuse_fast_approvals",
+                                                        where=where, default=False), False)
     if refuse:
-        _check_refusing(name, where=where, review=review, timeout=timeout)
+        found.check(lambda: _check_refusing(name, where=where, review=review, timeout=timeout),
+                    None)
     return Tier(
         name=name,
-        approvals=approvals,
+        approvals=fallback.approvals if approvals is None else approvals,
         approvers=approvers,
         timeout=timeout,
         on_timeout=on_timeout,
-        confirm=_bool(spec, "confirm", where=where, default=name in _CONFIRMED_TIERS),
+        confirm=get("confirm", lambda: _bool(spec, "confirm", where=where, default=False),
+                    fallback.confirm),
         reversible=reversible,
         # None, not the default's value, so the tier follows `Policy.self_approval`.
-        self_approval=(
-            _bool(spec, "self_approval", where=where, default=False)
-            if "self_approval" in spec else None
-        ),
+        self_approval=get("self_approval", lambda: _bool(spec, "self_approval", where=where,
+                                                         default=False), None),
         min_review_time=review,
         refuse_fast_approvals=refuse,
+        rejections=rejections,
     )
 
 
-def _review_time(
-    spec: Mapping[str, Any], *, where: str, default: timedelta | None
-) -> timedelta | None:
-    if "min_review_time" not in spec:
-        return default
+def _approvals(spec: Mapping[str, Any], *, where: str, base: Tier | None,
+               found: _Found) -> int | None:
+    """The tier's quorum: the file's, else the built-in one; None when it is in error."""
+    if "approvals" in spec:
+        return found.check(lambda: _count(spec, "approvals", where=where, least=0), None)
+    if base is None:
+        found.add(f"{where}.approvals", words.MISSING_APPROVALS)
+        return None
+    return base.approvals
+
+
+def _count(spec: Mapping[str, Any], name: str, *, where: str, least: int) -> int:
+    value = spec[name]
+    # bool is an int subclass in Python, but `approvals = true` is a mistake, not a 1.
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise _Invalid(f"{where}.{name}", words.must_be(f"a whole number, {least} or more",
+                                                        value))
+    return value
+
+
+def _role_name(value: object, key: str, roles: Mapping[str, tuple[str, ...]]) -> str:
+    if not isinstance(value, str):
+        raise _Invalid(key, words.must_be("a role name (a string)", value))
+    if value not in roles:
+        raise _Invalid(key, words.unknown_role(value, roles))
+    return value
+
+
+def _check_quorum(name: str, spec: Mapping[str, Any], *, where: str, approvals: int,
+                  rejections: int, role: str, members: tuple[str, ...], found: _Found) -> None:
+    """The role can give the approvals and the rejections the tier asks for; a number the
+    file left at its built-in value is named as such."""
+    if _unbounded(members):
+        return
+    if approvals > len(members):
+        problem = words.too_few_members(approvals, role, members)
+        if "approvals" not in spec:
+            problem = words.inherited(problem, key="approvals", value=approvals, tier=name)
+        found.add(f"{where}.approvals", problem)
+    if "rejections" in spec and approvals > 0 and rejections > len(members):
+        found.add(f"{where}.rejections", words.too_few_to_reject(rejections, role, members))
+
+
+def _review_time(spec: Mapping[str, Any], *, where: str) -> timedelta | None:
     value = spec["min_review_time"]
     if isinstance(value, int | float) and not isinstance(value, bool) and value == 0:
         return None  # said in as many words: no minimum for this tier
@@ -290,11 +403,11 @@ def _check_refusing(name: str, *, where: str, review: timedelta | None,
                     timeout: timedelta) -> None:
     key = f"{where}.refuse_fast_approvals"
     if name != _REFUSING_TIER:
-        raise _Invalid(key, _REFUSE_ELSEWHERE)
+        raise _Invalid(key, words.REFUSE_ELSEWHERE)
     if review is None:
-        raise _Invalid(key, _REFUSE_WITHOUT_MINIMUM)
+        raise _Invalid(key, words.REFUSE_WITHOUT_MINIMUM)
     if review >= timeout:
-        raise _Invalid(key, _refuse_past_timeout(review, timeout))
+        raise _Invalid(key, words.refuse_past_timeout(review, timeout))
 
 
 def _unbounded(members: tuple[str, ...]) -> bool:
@@ -302,24 +415,29 @@ def _unbounded(members: tuple[str, ...]) -> bool:
     return any(m == ANYONE or m.startswith("S") for m in members)
 
 
+_EMPTY: Mapping[str, Any] = {}
+
+
 def _table(value: object, key: str) -> Mapping[str, Any]:
     if not isinstance(value, dict):
-        raise _Invalid(key, _must_be("a table", value))
+        raise _Invalid(key, words.must_be("a table", value))
     return value
 
 
-def _known_keys(table: Mapping[str, Any], valid: tuple[str, ...], *, where: str | None) -> None:
+def _known_keys(table: Mapping[str, Any], valid: tuple[str, ...], *, where: str | None,
+                found: _Found) -> None:
     for name in table:
         if name not in valid:
             key = f"{where}.{_key(name)}" if where else _key(name)
-            raise _Invalid(key, _unknown_key(name, valid, top_level=where is None))
+            found.add(key, words.unknown_key(name, valid, top_level=where is None,
+                                             default_keys=_DEFAULT_KEYS, tiers=BUNDLED_TIERS))
 
 
 def _bool(table: Mapping[str, Any], name: str, *, where: str, default: bool) -> bool:
     if name not in table:
         return default
     if not isinstance(table[name], bool):
-        raise _Invalid(f"{where}.{name}", _must_be("true or false", table[name]))
+        raise _Invalid(f"{where}.{name}", words.must_be("true or false", table[name]))
     return bool(table[name])
 
 
@@ -337,139 +455,10 @@ def _duration(
 def _on_timeout(table: Mapping[str, Any], *, where: str, default: str) -> str:
     value = table.get("on_timeout", default)
     if value not in ON_TIMEOUT:
-        raise _Invalid(f"{where}.on_timeout", _must_be('"reject" or "approve"', value))
+        raise _Invalid(f"{where}.on_timeout", words.must_be('"reject" or "approve"', value))
     return str(value)
 
 
 def _key(*parts: str) -> str:
     """A dotted TOML key, quoting the parts that are not bare keys (`tiers."db prod"`)."""
-    return ".".join(p if _BARE_KEY.fullmatch(p) else _quote(p) for p in parts)
-
-
-# -- wording: every sentence a policy author reads ----------------------------------------
-
-_FORMS = '"90s", "30m", "2h", "1h30m", "1d" or a number of seconds'
-_NOT_UTF8 = "is not UTF-8 text, which TOML requires"
-_A_ROLE_LIST = 'a list of IDs such as ["*"] or ["U0123ABCD", "S0456EFGH"]'
-_MISSING_APPROVALS = "missing; say how many different people must approve (0: no pause)"
-_MISSING_GRAPH_TIER = "missing; say the lowest tier of this graph's pauses"
-_REFUSE_ELSEWHERE = (
-    f"is allowed only on the {_REFUSING_TIER} tier; elsewhere min_review_time flags a fast "
-    "approval without refusing it"
-)
-_REFUSE_WITHOUT_MINIMUM = "needs a min_review_time to refuse approvals under, and it is 0 here"
-_FLOOR_NEEDS_NOBODY = (
-    f"is 0, and {DEFAULT_PAUSE_TIER} is the tier every graph's pauses get at least, so they "
-    "would pass without a person; if that is meant, say so: "
-    f'defaults.pause_tier = "{DEFAULT_PAUSE_TIER}" (or [graphs.NAME] tier for one graph)'
-)
-
-
-def _quote(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)
-
-
-def _show(value: object) -> str:
-    """A value as the author wrote it in TOML."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return _quote(value)
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a table"
-    return "a date or time"
-
-
-def _and(words: Iterable[str]) -> str:
-    items = list(words)
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-
-
-def _must_be(expected: str, value: object) -> str:
-    return f"must be {expected}, not {_show(value)}"
-
-
-def _unreadable(exc: OSError) -> str:
-    return f"cannot be read ({exc.strerror or exc})"
-
-
-def _unknown_key(name: str, valid: tuple[str, ...], *, top_level: bool) -> str:
-    if top_level and name in _DEFAULT_KEYS:
-        return f"unknown top-level key; put {name} under [defaults]"
-    if top_level and name in BUNDLED_TIERS:
-        return f"unknown top-level key; did you mean [tiers.{name}]?"
-    close = difflib.get_close_matches(name, valid, n=1)
-    if close:
-        return f"unknown key; did you mean {_quote(close[0])}?"
-    return f"unknown key; expected one of {_and(valid)}"
-
-
-def _unknown_role(role: str, roles: Mapping[str, object]) -> str:
-    problem = f"names role {_quote(role)}, which [roles] does not define"
-    close = difflib.get_close_matches(role, list(roles), n=1)
-    if close:
-        return f"{problem}; did you mean {_quote(close[0])}?"
-    return f"{problem}; defined roles: {_and(sorted(roles))}"
-
-
-def _unknown_tier(tier: str, tiers: Mapping[str, object]) -> str:
-    problem = f"names tier {_quote(tier)}, which [tiers] does not define"
-    close = difflib.get_close_matches(tier, list(tiers), n=1)
-    if close:
-        return f"{problem}; did you mean {_quote(close[0])}?"
-    return f"{problem}; defined tiers: {_and(tiers)}"
-
-
-def _not_a_member(entry: str) -> str:
-    return (
-        f'{_quote(entry)} is not "*", a user ID (U… or W…) or a user-group ID (S…); '
-        "use Slack IDs, not names"
-    )
-
-
-def _too_few_members(approvals: int, role: str, members: tuple[str, ...]) -> str:
-    needs = f"needs {approvals} approval{'s' if approvals != 1 else ''}"
-    if not members:
-        return f"{needs} but role {_quote(role)} has no members"
-    has = f"{len(members)} member{'s' if len(members) != 1 else ''}"
-    return f"{needs} but role {_quote(role)} has only {has} ({', '.join(members)})"
-
-
-def _approve_irreversible(where: str, spec: Mapping[str, Any]) -> str:
-    problem = '"approve" is allowed only on a reversible tier, and this one has reversible = false'
-    if "on_timeout" in spec:
-        return problem
-    return (
-        f'{problem} ("approve" comes from defaults.on_timeout; '
-        f'set on_timeout = "reject" under [{where}])'
-    )
-
-
-def _missing_tiers(names: Iterable[str]) -> str:
-    listed = [_quote(n) for n in names]
-    return (
-        f"missing tier{'s' if len(listed) != 1 else ''} {_and(listed)} "
-        f"(the bundled graphs use {_and(BUNDLED_TIERS)})"
-    )
-
-
-def _refuse_past_timeout(review: timedelta, timeout: timedelta) -> str:
-    return (f"would refuse every approval: min_review_time ({review.total_seconds():g} s) is "
-            f"not shorter than the tier's timeout ({timeout.total_seconds():g} s), so every "
-            "request would time out first")
-
-
-def _not_a_duration(value: object) -> str:
-    return f"{_show(value)} is not a duration; write {_FORMS}"
-
-
-def _not_positive(value: object) -> str:
-    return f"must be more than zero, not {_show(value)}; write {_FORMS}"
-
-
-def _too_long(value: object) -> str:
-    return f"{_show(value)} is too long a duration"
+    return ".".join(p if _BARE_KEY.fullmatch(p) else words.quote(p) for p in parts)

@@ -11,7 +11,8 @@ from langgraph.graph import END, StateGraph
 
 from graphs.registry import GraphSpec
 
-__all__ = ["DeployState", "build_deploy_graph", "classify_risk", "deploy_spec"]
+__all__ = ["DeployState", "assess", "build_deploy_graph", "classify_risk", "deploy_spec",
+           "risk_reason"]
 
 _DELETES_DATA = re.compile(r"\b(drop|delete|truncate|wipe)\b", re.IGNORECASE)
 
@@ -37,6 +38,25 @@ def classify_risk(task: str) -> Literal["low", "medium", "high", "critical"]:
     if "staging" in text:
         return "medium"
     return "low"
+
+
+def risk_reason(task: str) -> str:
+    """Why `classify_risk` gave the task its risk, for the reviewer: the rule that matched."""
+    text = task.lower()
+    if "production" in text:
+        if _DELETES_DATA.search(text):
+            return "the task mentions production and deleting data"
+        return "the task mentions production"
+    if "staging" in text:
+        return "the task mentions staging"
+    return "the task mentions neither production nor staging"
+
+
+def assess(task: str) -> dict[str, Any] | None:
+    """What the graph's pause would say of its risk for `task`, without running anything;
+    None when the task does not pause (low risk runs straight away)."""
+    risk = classify_risk(task)
+    return None if risk == "low" else {"risk": risk, "risk_reason": risk_reason(task)}
 
 
 def _environment(task: str) -> str:
@@ -86,6 +106,7 @@ def build_deploy_graph(
                 "title": f"Deploy to {env}",
                 "summary": state["plan"],
                 "risk": risk,
+                "risk_reason": risk_reason(state["task"]),
                 "details": {"Environment": env, "Task": state["task"]},
                 "reversible": not deletes,
                 "impact": (
@@ -147,4 +168,5 @@ def deploy_spec(*, execute: Callable[[str], str] = simulate_deploy) -> GraphSpec
         description="Plan a deploy, classify its risk, get sign-off, then execute it.",
         build=lambda: build_deploy_graph(execute=execute),
         interrupt_before=("human_review",),
+        assess=assess,
     )

@@ -20,8 +20,8 @@ class GraphSpec:
     and `interrupt_before`) or a compiled graph (given the gateway's checkpointer, keeping
     its own breakpoints). A graph that pauses at a static breakpoint says what the reviewer
     should see under its state key `approval` (a plain dict: title, summary, risk, details,
-    reversible, impact, step, total_steps, history; optionally approvers, timeout_seconds,
-    on_timeout) and reads the human's answer from `feedback_key`
+    reversible, impact, step, total_steps, history; optionally risk_reason, approvers,
+    timeout_seconds, on_timeout) and reads the human's answer from `feedback_key`
     (`{"outcome", "reviewer", "approvers", "comment", "decided_at", "request_id"}`).
     """
 
@@ -35,6 +35,10 @@ class GraphSpec:
     }
     feedback_key: str = "review"
     risk: str = "medium"  # the tier of requests whose payload names none (tool calls, say)
+    # What the graph's pause would say of its risk for a task (`risk`, `risk_reason`) without
+    # running it, or None when the task would not pause: `signoff policy explain` uses it.
+    # None: the graph tells its risk only when it runs.
+    assess: Callable[[str], Mapping[str, Any] | None] | None = None
 
 
 class UnknownGraphError(LookupError):

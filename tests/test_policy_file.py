@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -61,14 +62,15 @@ def _load(tmp_path: Path, text: str) -> Policy:
 
 
 def _error(tmp_path: Path, text: str) -> str:
-    """The error message after the file name, which every message starts with."""
+    """The error message after the file name, which each of its lines starts with."""
     path = tmp_path / "policy.toml"
     with pytest.raises(PolicyError) as info:
         _load(tmp_path, text)
-    message = str(info.value)
-    assert message.startswith(f"{path}: ")
+    lines = str(info.value).splitlines()
+    assert all(line.startswith(f"{path}: ") for line in lines)
     assert info.value.path == path
-    return message.removeprefix(f"{path}: ")
+    assert len(lines) == len(info.value.problems)
+    return "\n".join(line.removeprefix(f"{path}: ") for line in lines)
 
 
 # -- the example ---------------------------------------------------------------------------
@@ -244,8 +246,8 @@ def test_unknown_key_without_a_close_match(tmp_path: Path) -> None:
     """With nothing close, the valid keys are listed."""
     message = _error(tmp_path, TIERS + 'colour = "red"\n')
     assert message == (
-        "tiers.critical.colour: unknown key; expected one of approvers, approvals, timeout, "
-        "on_timeout, confirm, reversible, self_approval, min_review_time and "
+        "tiers.critical.colour: unknown key; expected one of approvers, approvals, rejections, "
+        "timeout, on_timeout, confirm, reversible, self_approval, min_review_time and "
         "refuse_fast_approvals"
     )
 
@@ -259,21 +261,82 @@ def test_unknown_key_in_a_quoted_tier(tmp_path: Path) -> None:
 # -- tables and tiers ----------------------------------------------------------------------
 
 
-def test_missing_tiers_table(tmp_path: Path) -> None:
-    """A file with no [tiers] names all four it needs."""
-    message = _error(tmp_path, "[roles]\n")
-    assert message == (
-        'tiers: missing tiers "low", "medium", "high" and "critical" '
-        "(the bundled graphs use low, medium, high and critical)"
-    )
+def test_a_file_without_tiers_keeps_the_built_in_ones(tmp_path: Path) -> None:
+    """No [tiers] at all: the four built-in tiers, under the file's roles and defaults."""
+    policy = _load(tmp_path, '[roles]\nops = ["U0OPS"]\n[defaults]\ntimeout = "5m"\n')
+    assert list(policy.tiers) == ["low", "medium", "high", "critical"]
+    assert {n: t.approvals for n, t in policy.tiers.items()} == {
+        "low": 0, "medium": 1, "high": 1, "critical": 2}
+    assert all(t.timeout == timedelta(minutes=5) for t in policy.tiers.values())
+    assert policy.role_members("ops") == ("U0OPS",)
 
 
-def test_missing_bundled_tier(tmp_path: Path) -> None:
-    """Leaving out one of the bundled tiers names it."""
-    message = _error(tmp_path, TIERS.replace("[tiers.critical]\napprovals = 2\n", ""))
+def test_a_partial_tier_changes_only_what_it_sets(tmp_path: Path) -> None:
+    """`[tiers.high] approvals = 2` alone: high needs two, keeps its confirm and its review
+    time; every other tier and rule is the built-in default's."""
+    policy = _load(tmp_path, "[tiers.high]\napprovals = 2\n")
+    default = Policy.default()
+    assert policy.tier("high") == replace(default.tier("high"), approvals=2)
+    assert policy.tier("high").confirm is True
+    assert policy.tier("high").min_review_time == timedelta(seconds=10)
+    assert {n: t for n, t in policy.tiers.items() if n != "high"} == {
+        n: t for n, t in default.tiers.items() if n != "high"}
+    assert (policy.roles, policy.pause_tier, policy.self_approval) == (
+        default.roles, default.pause_tier, default.self_approval)
+
+
+def test_an_empty_file_is_the_default_policy(tmp_path: Path) -> None:
+    assert _load(tmp_path, "") == Policy.default()
+
+
+def test_leaving_out_a_bundled_tier_keeps_its_default(tmp_path: Path) -> None:
+    """A file without [tiers.critical] still has it: two approvals, confirmed."""
+    policy = _load(tmp_path, TIERS.replace("[tiers.critical]\napprovals = 2\n", ""))
+    assert policy.tier("critical") == Policy.default().tier("critical")
+
+
+def test_every_mistake_is_reported_at_once(tmp_path: Path) -> None:
+    """Three mistakes in different places: three lines, each with the file, key and problem."""
+    path = tmp_path / "policy.toml"
+    with pytest.raises(PolicyError) as info:
+        _load(tmp_path, '[defaults]\ntimeout = "soon"\n'
+                        '[tiers.high]\naprovals = 2\n'
+                        '[tiers.critical]\napprovers = "seniors"\n')
+    assert str(info.value).splitlines() == [
+        f'{path}: defaults.timeout: "soon" is not a duration; write {FORMS}',
+        f'{path}: tiers.high.aprovals: unknown key; did you mean "approvals"?',
+        f'{path}: tiers.critical.approvers: names role "seniors", which [roles] does not '
+        "define; defined roles: reviewer",
+    ]
+    assert [p.key for p in info.value.problems] == [
+        "defaults.timeout", "tiers.high.aprovals", "tiers.critical.approvers"]
+
+
+def test_several_mistakes_in_one_tier_are_all_named(tmp_path: Path) -> None:
+    message = _error(tmp_path, '[tiers.medium]\napprovals = -1\nconfirm = "no"\n'
+                               'timeout = "later"\n')
+    assert message.splitlines() == [
+        "tiers.medium.approvals: must be a whole number, 0 or more, not -1",
+        f'tiers.medium.timeout: "later" is not a duration; write {FORMS}',
+        'tiers.medium.confirm: must be true or false, not "no"',
+    ]
+
+
+def test_a_typo_in_a_partial_file_names_the_key_and_the_right_one(tmp_path: Path) -> None:
+    """`aprovals` would otherwise leave high at its default without a word."""
+    message = _error(tmp_path, "[tiers.high]\naprovals = 2\n")
+    assert message == 'tiers.high.aprovals: unknown key; did you mean "approvals"?'
+
+
+def test_a_built_in_quorum_the_roles_cannot_meet_says_it_is_the_default(
+        tmp_path: Path) -> None:
+    """Narrowing reviewer to one person leaves critical's built-in two approvals unmeetable:
+    named as the default it is, with where to change it."""
+    message = _error(tmp_path, '[roles]\nreviewer = ["U0A"]\n')
     assert message == (
-        'tiers: missing tier "critical" (the bundled graphs use low, medium, high and critical)'
-    )
+        'tiers.critical.approvals: needs 2 approvals but role "reviewer" has only 1 member '
+        "(U0A) (approvals = 2 is the built-in default of critical; set approvals under "
+        "[tiers.critical])")
 
 
 def test_section_not_a_table(tmp_path: Path) -> None:
@@ -387,7 +450,9 @@ def test_same_member_twice_counts_once(tmp_path: Path) -> None:
 def test_empty_role_cannot_approve(tmp_path: Path) -> None:
     """A role with no members cannot serve a tier that pauses."""
     message = _error(tmp_path, '[roles]\nreviewer = []\n' + TIERS)
-    assert message == 'tiers.medium.approvals: needs 1 approval but role "reviewer" has no members'
+    assert message.splitlines() == [
+        f'tiers.{name}.approvals: needs {n} approval{"s" if n > 1 else ""} but role '
+        '"reviewer" has no members' for name, n in (("medium", 1), ("high", 1), ("critical", 2))]
 
 
 # -- on_timeout ----------------------------------------------------------------------------
@@ -559,3 +624,30 @@ def test_guests_are_off_unless_the_file_turns_them_on(tmp_path: Path) -> None:
     assert not _load(tmp_path, EXAMPLE).guests
     on = _load(tmp_path, EXAMPLE.replace("[defaults]", "[defaults]\nguests = true", 1))
     assert on.guests
+
+
+# -- rejections ----------------------------------------------------------------------------
+
+
+def test_rejections_default_to_one_and_may_be_raised(tmp_path: Path) -> None:
+    """Any rejection ends a request unless the tier says how many it takes."""
+    policy = _load(tmp_path, "[tiers.critical]\nrejections = 2\n")
+    assert policy.tier("critical").rejections == 2
+    assert {n: t.rejections for n, t in policy.tiers.items() if n != "critical"} == {
+        "low": 1, "medium": 1, "high": 1}
+    assert Policy.default().tier("high").rejections == 1
+
+
+@pytest.mark.parametrize(("value", "shown"), [("0", "0"), ("1.5", "1.5"), ("true", "true")])
+def test_rejections_is_a_whole_number_of_one_or_more(tmp_path: Path, value: str,
+                                                      shown: str) -> None:
+    message = _error(tmp_path, f"[tiers.high]\nrejections = {value}\n")
+    assert message == f"tiers.high.rejections: must be a whole number, 1 or more, not {shown}"
+
+
+def test_rejections_the_role_cannot_give_are_refused(tmp_path: Path) -> None:
+    """Two rejections from a role of one person: the request could never be rejected."""
+    message = _error(tmp_path, '[roles]\nops = ["U0OPS"]\n'
+                               '[tiers.high]\napprovers = "ops"\nrejections = 2\n')
+    assert message == ('tiers.high.rejections: needs 2 rejections but role "ops" has only 1 '
+                       "member (U0OPS), so a request could never be rejected")

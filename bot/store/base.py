@@ -276,8 +276,10 @@ class ApprovalStore(abc.ABC):
 
     @abc.abstractmethod
     async def record_vote(self, request_id: str, *, user: str, at: datetime,
-                          audit: AuditEntry, also: Sequence[AuditEntry] = ()) -> VoteResult:
-        """Record `user`'s approval unless present or the request is no longer pending;
+                          audit: AuditEntry, also: Sequence[AuditEntry] = (),
+                          against: bool = False) -> VoteResult:
+        """Record `user`'s approval (with `against`, a rejection: in `request.rejections`)
+        unless `user` has a vote of either kind on it or the request is no longer pending;
         append `audit` (then `also`) in the same transaction when it is added.
 
         Votes on one request take turns: the request returned holds every vote recorded

@@ -357,7 +357,8 @@ class PostgresApprovalStore(ApprovalStore):
             "r.status = 'pending' ORDER BY r.deadline, r.seq LIMIT %s", (limit,))
 
     async def record_vote(self, request_id: str, *, user: str, at: datetime,
-                          audit: AuditEntry, also: Sequence[AuditEntry] = ()) -> VoteResult:
+                          audit: AuditEntry, also: Sequence[AuditEntry] = (),
+                          against: bool = False) -> VoteResult:
         async with self._tx() as conn:
             # FOR UPDATE: votes on one request take turns, so the later of two voters
             # reads both votes (with a shared lock each would see only its own, and a
@@ -367,9 +368,9 @@ class PostgresApprovalStore(ApprovalStore):
                 conn,
                 "WITH open AS (SELECT id FROM signoff_requests "
                 "WHERE id = %s AND status = 'pending' FOR UPDATE) "
-                "INSERT INTO signoff_votes (request_id, user_id, at) "
-                "SELECT id, %s, %s FROM open ON CONFLICT DO NOTHING RETURNING user_id",
-                (request_id, user, at)))
+                "INSERT INTO signoff_votes (request_id, user_id, at, against) "
+                "SELECT id, %s, %s, %s FROM open ON CONFLICT DO NOTHING RETURNING user_id",
+                (request_id, user, at, against)))
             if added:
                 await _insert_audit(conn, [audit, *also])
                 await conn.execute(_NOTIFY)

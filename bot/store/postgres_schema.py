@@ -198,6 +198,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TRIGGER signoff_audit_head_no_truncate BEFORE TRUNCATE ON signoff_audit_head
         FOR EACH STATEMENT EXECUTE FUNCTION signoff_audit_append_only();
     """,
+    # A vote against: a rejection counted toward a tier's `rejections`.
+    """
+    ALTER TABLE signoff_votes ADD COLUMN against boolean NOT NULL DEFAULT false;
+    """,
 )
 # After this migration's SQL, in its transaction: chain the entries it found (bot.audit).
 CHAIN_MIGRATION = 1
@@ -234,8 +238,11 @@ INSERT_AUDIT = (
 
 # A request's votes in the same query (one round trip, no N+1), in the order they came.
 _VOTES = (
-    "CROSS JOIN LATERAL (SELECT array_agg(v.user_id ORDER BY v.at, v.seq) AS vote_users, "
-    "array_agg(v.at ORDER BY v.at, v.seq) AS vote_ats "
+    "CROSS JOIN LATERAL (SELECT "
+    "array_agg(v.user_id ORDER BY v.at, v.seq) FILTER (WHERE NOT v.against) AS vote_users, "
+    "array_agg(v.at ORDER BY v.at, v.seq) FILTER (WHERE NOT v.against) AS vote_ats, "
+    "array_agg(v.user_id ORDER BY v.at, v.seq) FILTER (WHERE v.against) AS against_users, "
+    "array_agg(v.at ORDER BY v.at, v.seq) FILTER (WHERE v.against) AS against_ats "
     "FROM signoff_votes v WHERE v.request_id = r.id) v"
 )
 
@@ -249,7 +256,8 @@ def requests_sql(where: str, *, source: str = "signoff_requests r", with_run: bo
     if with_run:
         columns += ", " + ", ".join(f"u.{c} AS u_{c}" for c in RUN_COLUMNS)
         join = "JOIN signoff_runs u ON u.id = r.run_id "
-    return (f"SELECT {columns}, v.vote_users, v.vote_ats FROM {source} {join}{_VOTES} "
+    return (f"SELECT {columns}, v.vote_users, v.vote_ats, v.against_users, v.against_ats "
+            f"FROM {source} {join}{_VOTES} "
             f"WHERE {where}")
 
 
@@ -276,9 +284,12 @@ def run_row(row: dict[str, Any], *, prefix: str = "") -> Run:
     )
 
 
+def _votes(users: list[str] | None, ats: list[datetime] | None) -> tuple[Vote, ...]:
+    return tuple(Vote(user=u, at=_utc(a)) for u, a in zip(users or (), ats or (), strict=True))
+
+
 def request_row(row: dict[str, Any]) -> ApprovalRequest:
-    votes = tuple(Vote(user=u, at=_utc(a))
-                  for u, a in zip(row["vote_users"] or (), row["vote_ats"] or (), strict=True))
+    votes = _votes(row["vote_users"], row["vote_ats"])
     return ApprovalRequest(
         id=row["id"],
         run_id=row["run_id"],
@@ -310,6 +321,7 @@ def request_row(row: dict[str, Any]) -> ApprovalRequest:
         options=row["options"],
         edited_args=row["edited_args"],
         applied_checkpoint=row["applied_checkpoint"],
+        rejections=_votes(row["against_users"], row["against_ats"]),
     )
 
 

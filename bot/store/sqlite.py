@@ -165,6 +165,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TRIGGER signoff_audit_head_kept BEFORE DELETE ON signoff_audit_head
         BEGIN SELECT RAISE(ABORT, 'the chain head only follows the audit trail'); END;
     """,
+    # A vote against: a rejection counted toward a tier's `rejections`.
+    """
+    ALTER TABLE signoff_votes ADD COLUMN against INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 # After this migration's SQL, in its transaction: chain the entries it found (bot.audit).
 _CHAIN_MIGRATION = 3
@@ -211,7 +215,8 @@ def _run(row: sqlite3.Row) -> Run:
     )
 
 
-def _request(row: sqlite3.Row, votes: Iterable[Vote]) -> ApprovalRequest:
+def _request(row: sqlite3.Row, votes: Iterable[Vote],
+             against: Iterable[Vote] = ()) -> ApprovalRequest:
     return ApprovalRequest(
         id=row["id"],
         run_id=row["run_id"],
@@ -243,6 +248,7 @@ def _request(row: sqlite3.Row, votes: Iterable[Vote]) -> ApprovalRequest:
         options=json.loads(row["options"]),
         edited_args=None if row["edited_args"] is None else json.loads(row["edited_args"]),
         applied_checkpoint=row["applied_checkpoint"],
+        rejections=tuple(against),
     )
 
 
@@ -573,12 +579,13 @@ class SqliteApprovalStore(ApprovalStore):
         return await self._load_requests(sql, ())
 
     async def record_vote(self, request_id: str, *, user: str, at: datetime,
-                          audit: AuditEntry, also: Sequence[AuditEntry] = ()) -> VoteResult:
+                          audit: AuditEntry, also: Sequence[AuditEntry] = (),
+                          against: bool = False) -> VoteResult:
         async with self._tx() as db:
             cur = await db.execute(
-                "INSERT OR IGNORE INTO signoff_votes (request_id, user_id, at) "
-                "SELECT id, ?, ? FROM signoff_requests WHERE id = ? AND status = 'pending'",
-                (user, _ts(at), request_id),
+                "INSERT OR IGNORE INTO signoff_votes (request_id, user_id, at, against) "
+                "SELECT id, ?, ?, ? FROM signoff_requests WHERE id = ? AND status = 'pending'",
+                (user, _ts(at), int(against), request_id),
             )
             added = cur.rowcount == 1
             if added:
@@ -741,18 +748,19 @@ async def _select_requests(
     if not rows:
         return []
     ids = [r["id"] for r in rows]
-    votes: dict[str, list[Vote]] = {i: [] for i in ids}
+    votes: dict[tuple[str, bool], list[Vote]] = {
+        (i, against): [] for i in ids for against in (False, True)}
     marks = ",".join("?" * len(ids))
     async with db.execute(
-        f"SELECT request_id, user_id, at FROM signoff_votes WHERE request_id IN ({marks}) "
-        "ORDER BY at",
+        f"SELECT request_id, user_id, at, against FROM signoff_votes "
+        f"WHERE request_id IN ({marks}) ORDER BY at",
         ids,
     ) as cur:
         for v in await cur.fetchall():
-            votes[v["request_id"]].append(
+            votes[v["request_id"], bool(v["against"])].append(
                 Vote(user=v["user_id"], at=datetime.fromtimestamp(v["at"], UTC))
             )
-    return [_request(r, votes[r["id"]]) for r in rows]
+    return [_request(r, votes[r["id"], False], votes[r["id"], True]) for r in rows]
 
 
 async def _run_requests(db: aiosqlite.Connection, run_id: str) -> list[ApprovalRequest]:

@@ -640,3 +640,24 @@ async def test_decide_many_with_an_unknown_request_applies_none(
             for i in (request.id, "no-such-request")])
     assert await store.get_request(request.id) == request
     assert await store.audit() == trail
+
+
+async def test_a_vote_against_is_kept_apart(store: ApprovalStore, make: Factory) -> None:
+    """A rejection vote (`against`) is in `rejections`, never among the approvals; one vote a
+    person, of either kind, and the request stays pending."""
+    request = await make.add_request(store, approvals_required=2)
+    approve = await store.record_vote(request.id, user="U0BOB", at=T0,
+                                      audit=make.audit(request, kind="vote", actor="U0BOB"))
+    against = await store.record_vote(
+        request.id, user="U0CAROL", at=T0 + timedelta(seconds=1), against=True,
+        audit=make.audit(request, kind="vote", actor="U0CAROL"))
+    assert approve.added and against.added
+    assert [v.user for v in against.request.votes] == ["U0BOB"]
+    assert [v.user for v in against.request.rejections] == ["U0CAROL"]
+    twice = await store.record_vote(request.id, user="U0BOB", at=T0, against=True,
+                                    audit=make.audit(request, kind="vote", actor="U0BOB"))
+    assert not twice.added and [v.user for v in twice.request.rejections] == ["U0CAROL"]
+    stored = await store.get_request(request.id)
+    assert stored is not None and stored.status is RequestStatus.PENDING
+    assert (stored.votes, stored.rejections) == (against.request.votes,
+                                                 against.request.rejections)

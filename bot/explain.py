@@ -1,0 +1,113 @@
+"""What the policy does with a task, and a policy file's one-line summary: the text
+`signoff policy explain` and `signoff policy check` print. Pure: nothing runs, nothing is
+posted; the graph's own `assess` says what its pause would ask for."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bot.describe import action_from_payload
+from bot.messages import human_duration, tier_why
+from bot.pauses import pause_terms
+from bot.policy import ANYONE, Policy, Tier, TierWhy
+from graphs.registry import GraphSpec
+
+__all__ = ["explain", "summary"]
+
+GRANTS = "standing grants: not configured (signoff has no standing grants yet)"
+
+
+def summary(policy: Policy, *, source: str) -> str:
+    """`FILE: good: ...`: each tier's quorum, the roles and the floor, on one line."""
+    tiers = ", ".join(f"{t.name} {t.approvals}" for t in policy.tiers.values())
+    roles = len(policy.roles)
+    return (f"{source}: good: tiers (approvals) {tiers}; {roles} role{'s' if roles != 1 else ''}"
+            f"; pause tier {policy.pause_tier}; version {policy.version()[:12]}")
+
+
+def explain(policy: Policy, spec: GraphSpec, task: str) -> list[str]:
+    """For `task` on `spec`'s graph: the tier and why, who may approve, the timing, and
+    whether a standing grant applies; one line each."""
+    head = [f"graph: {spec.name}", f"task: {task}"]
+    if spec.assess is None:
+        floor = policy.tier(policy.pause_floor(spec.name))
+        why = tier_why(_floor_why(policy, spec, floor), graph=spec.name, slack=False)
+        return head + [
+            f"tier: {floor.name} at least",
+            f"why: graph {spec.name} says its risk only when it runs (it has no assess), and "
+            f"its pauses get at least {why}",
+            *_terms(policy, floor, approvers=floor.approvers, timeout=floor.timeout,
+                    on_timeout=floor.on_timeout),
+            GRANTS,
+        ]
+    asked = spec.assess(task)
+    if asked is None:
+        return head + ["tier: none: the graph does not pause for this task",
+                       "why: the graph runs it without asking anyone", GRANTS]
+    return head + _paused(policy, spec, asked)
+
+
+def _floor_why(policy: Policy, spec: GraphSpec, floor: Tier) -> TierWhy:
+    return TierWhy(floor.name, "graph_floor" if spec.name in policy.graph_tiers
+                   else "pause_floor")
+
+
+def _paused(policy: Policy, spec: GraphSpec, asked: Mapping[str, Any]) -> list[str]:
+    action = action_from_payload(asked, title=spec.name, risk=spec.risk)
+    terms = pause_terms(graph=spec.name, action=action, policy=policy)
+    return [
+        f"tier: {terms.tier.name}",
+        f"why: {tier_why(terms.why, graph=spec.name, slack=False)}",
+        *_terms(policy, terms.tier, approvers=terms.approvers, timeout=terms.timeout,
+                on_timeout=terms.on_timeout),
+        GRANTS,
+    ]
+
+
+def _terms(policy: Policy, tier: Tier, *, approvers: str, timeout: Any,
+           on_timeout: str) -> list[str]:
+    if not tier.pauses:
+        return ["approvers: nobody: the tier needs no approval, so the run goes on at once"]
+    self_ok = policy.self_approval if tier.self_approval is None else tier.self_approval
+    lines = [
+        f"approvers: role {approvers}: {_members(policy, approvers)}",
+        f"approvals: {tier.approvals} needed"
+        f"{'' if tier.approvals == 1 else ', from different people'}; the requester "
+        f"{'may' if self_ok else 'may not'} approve their own run"
+        f"""{'; Approve asks "are you sure?" first' if tier.confirm else ''}""",
+        "rejections: any one rejection by an approver ends the request" if tier.rejections == 1
+        else f"rejections: {tier.rejections} from different approvers end the request (each "
+        "a vote against until then)",
+        f"timing: timeout {human_duration(timeout)} after posting; on_timeout {on_timeout}"
+        f" ({_on_timeout(on_timeout, tier)})",
+    ]
+    if tier.min_review_time is not None:
+        fate = "refused" if tier.refuse_fast_approvals else "flagged as rubber stamps"
+        lines.append(f"review time: approvals sooner than "
+                     f"{human_duration(tier.min_review_time)} after posting are {fate}")
+    return lines
+
+
+def _on_timeout(on_timeout: str, tier: Tier) -> str:
+    if on_timeout == "approve" and tier.reversible:
+        return "approved by default, the tier's actions being reversible"
+    return "fails closed: nothing is approved"
+
+
+def _members(policy: Policy, role: str) -> str:
+    members = policy.role_members(role)
+    if not members:
+        if role not in policy.roles:
+            return "not defined by the policy (a run asking for it fails)"
+        return "no members"
+    shown = []
+    for member in members:
+        if member == ANYONE:
+            guests = "guests included" if policy.guests else "guests excluded"
+            shown.append(f"anyone in the workspace ({guests})")
+        elif member.startswith("S"):
+            shown.append(f"{member} (user group)")
+        else:
+            shown.append(member)
+    return ", ".join(shown)

@@ -1,0 +1,151 @@
+"""Every sentence a policy file's author reads: the problems `bot.policy_file` reports."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
+from typing import Any
+
+__all__ = [
+    "A_ROLE_LIST", "FLOOR_NEEDS_NOBODY", "MISSING_APPROVALS", "MISSING_GRAPH_TIER", "NOT_UTF8",
+    "REFUSE_ELSEWHERE", "REFUSE_WITHOUT_MINIMUM", "and_", "approve_irreversible", "inherited",
+    "must_be", "not_a_duration", "not_a_member", "not_positive", "quote", "refuse_past_timeout",
+    "too_few_members", "too_few_to_reject", "too_long", "unknown_key", "unknown_role",
+    "unknown_tier", "unreadable",
+]
+
+FORMS = '"90s", "30m", "2h", "1h30m", "1d" or a number of seconds'
+NOT_UTF8 = "is not UTF-8 text, which TOML requires"
+A_ROLE_LIST = 'a list of IDs such as ["*"] or ["U0123ABCD", "S0456EFGH"]'
+MISSING_APPROVALS = "missing; say how many different people must approve (0: no pause)"
+MISSING_GRAPH_TIER = "missing; say the lowest tier of this graph's pauses"
+REFUSE_ELSEWHERE = (
+    "is allowed only on the critical tier; elsewhere min_review_time flags a fast "
+    "approval without refusing it"
+)
+REFUSE_WITHOUT_MINIMUM = "needs a min_review_time to refuse approvals under, and it is 0 here"
+FLOOR_NEEDS_NOBODY = (
+    "is 0, and medium is the tier every graph's pauses get at least, so they "
+    "would pass without a person; if that is meant, say so: "
+    'defaults.pause_tier = "medium" (or [graphs.NAME] tier for one graph)'
+)
+
+
+def quote(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+def show(value: object) -> str:
+    """A value as the author wrote it in TOML."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return quote(value)
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return "a date or time"
+
+
+def and_(words: Iterable[str]) -> str:
+    items = list(words)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def must_be(expected: str, value: object) -> str:
+    return f"must be {expected}, not {show(value)}"
+
+
+def unreadable(exc: OSError) -> str:
+    return f"cannot be read ({exc.strerror or exc})"
+
+
+def unknown_key(name: str, valid: tuple[str, ...], *, top_level: bool,
+                default_keys: tuple[str, ...], tiers: tuple[str, ...]) -> str:
+    if top_level and name in default_keys:
+        return f"unknown top-level key; put {name} under [defaults]"
+    if top_level and name in tiers:
+        return f"unknown top-level key; did you mean [tiers.{name}]?"
+    close = difflib.get_close_matches(name, valid, n=1)
+    if close:
+        return f"unknown key; did you mean {quote(close[0])}?"
+    return f"unknown key; expected one of {and_(valid)}"
+
+
+def unknown_role(role: str, roles: Mapping[str, object]) -> str:
+    problem = f"names role {quote(role)}, which [roles] does not define"
+    close = difflib.get_close_matches(role, list(roles), n=1)
+    if close:
+        return f"{problem}; did you mean {quote(close[0])}?"
+    return f"{problem}; defined roles: {and_(sorted(roles))}"
+
+
+def unknown_tier(tier: str, tiers: Mapping[str, object]) -> str:
+    problem = f"names tier {quote(tier)}, which [tiers] does not define"
+    close = difflib.get_close_matches(tier, list(tiers), n=1)
+    if close:
+        return f"{problem}; did you mean {quote(close[0])}?"
+    return f"{problem}; defined tiers: {and_(tiers)}"
+
+
+def not_a_member(entry: str) -> str:
+    return (
+        f'{quote(entry)} is not "*", a user ID (U… or W…) or a user-group ID (S…); '
+        "use Slack IDs, not names"
+    )
+
+
+def _members(role: str, members: tuple[str, ...]) -> str:
+    if not members:
+        return f"role {quote(role)} has no members"
+    has = f"{len(members)} member{'s' if len(members) != 1 else ''}"
+    return f"role {quote(role)} has only {has} ({', '.join(members)})"
+
+
+def too_few_members(approvals: int, role: str, members: tuple[str, ...]) -> str:
+    needs = f"needs {approvals} approval{'s' if approvals != 1 else ''}"
+    return f"{needs} but {_members(role, members)}"
+
+
+def too_few_to_reject(rejections: int, role: str, members: tuple[str, ...]) -> str:
+    return (f"needs {rejections} rejections but {_members(role, members)}, so a request "
+            "could never be rejected")
+
+
+def inherited(problem: str, *, key: str, value: Any, tier: str) -> str:
+    """`problem`, saying it comes from the built-in default the file did not override."""
+    return (f"{problem} ({key} = {show(value)} is the built-in default of {tier}; "
+            f"set {key} under [tiers.{tier}])")
+
+
+def approve_irreversible(where: str, spec: Mapping[str, Any]) -> str:
+    problem = '"approve" is allowed only on a reversible tier, and this one has reversible = false'
+    if "on_timeout" in spec:
+        return problem
+    return (
+        f'{problem} ("approve" comes from defaults.on_timeout; '
+        f'set on_timeout = "reject" under [{where}])'
+    )
+
+
+def refuse_past_timeout(review: timedelta, timeout: timedelta) -> str:
+    return (f"would refuse every approval: min_review_time ({review.total_seconds():g} s) is "
+            f"not shorter than the tier's timeout ({timeout.total_seconds():g} s), so every "
+            "request would time out first")
+
+
+def not_a_duration(value: object) -> str:
+    return f"{show(value)} is not a duration; write {FORMS}"
+
+
+def not_positive(value: object) -> str:
+    return f"must be more than zero, not {show(value)}; write {FORMS}"
+
+
+def too_long(value: object) -> str:
+    return f"{show(value)} is too long a duration"

@@ -1,0 +1,155 @@
+"""`signoff policy check` and `signoff policy explain`, through typer's CliRunner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bot.cli import app
+
+TEAM = """\
+[roles]
+senior = ["S0SENIORS", "U0CAROL"]
+
+[tiers.high]
+approvers = "senior"
+approvals = 2
+rejections = 2
+timeout = "15m"
+"""
+
+# Three mistakes in three places.
+BAD = """\
+[defaults]
+timeout = "soon"
+
+[tiers.high]
+aprovals = 2
+
+[tiers.critical]
+approvers = "seniors"
+"""
+
+
+@pytest.fixture(autouse=True)
+def quiet_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No .env and no SIGNOFF_POLICY unless a test sets one."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SIGNOFF_POLICY", raising=False)
+    monkeypatch.delenv("SIGNOFF_GRAPHS", raising=False)
+
+
+def write(tmp_path: Path, text: str, name: str = "policy.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_check_a_good_file_exits_0_with_one_line(tmp_path: Path) -> None:
+    path = write(tmp_path, TEAM)
+    result = CliRunner().invoke(app, ["policy", "check", str(path)])
+    assert result.exit_code == 0, result.output
+    [line] = result.output.splitlines()
+    assert line.startswith(f"{path}: good: tiers (approvals) low 0, medium 1, high 2, "
+                           "critical 2; 2 roles; pause tier medium; version ")
+
+
+def test_check_a_bad_file_exits_1_with_every_error(tmp_path: Path) -> None:
+    path = write(tmp_path, BAD)
+    result = CliRunner().invoke(app, ["policy", "check", str(path)])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        f'{path}: defaults.timeout: "soon" is not a duration; write "90s", "30m", "2h", '
+        '"1h30m", "1d" or a number of seconds',
+        f'{path}: tiers.high.aprovals: unknown key; did you mean "approvals"?',
+        f'{path}: tiers.critical.approvers: names role "seniors", which [roles] does not '
+        "define; defined roles: reviewer",
+    ]
+
+
+def test_check_reads_signoff_policy_by_default(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIGNOFF_POLICY", str(write(tmp_path, BAD)))
+    result = CliRunner().invoke(app, ["policy", "check"])
+    assert result.exit_code == 1 and len(result.output.splitlines()) == 3
+
+
+def test_check_without_a_file_says_so() -> None:
+    result = CliRunner().invoke(app, ["policy", "check"])
+    assert result.exit_code == 2
+    assert "no FILE given and SIGNOFF_POLICY is not set" in result.output
+
+
+def test_check_an_unparsable_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "[tiers.high\n")
+    result = CliRunner().invoke(app, ["policy", "check", str(path)])
+    assert result.exit_code == 1
+    assert result.output.startswith(f"{path}: not valid TOML: ")
+
+
+def test_explain_a_production_deploy(tmp_path: Path) -> None:
+    """Tier, why, who (roles and members), timing with its times, and the grants' place."""
+    path = write(tmp_path, TEAM)
+    result = CliRunner().invoke(app, ["policy", "explain", "--policy", str(path), "deploy",
+                                      "Ship api v2 to production"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        f"policy: {path}",
+        "graph: deploy",
+        "task: Ship api v2 to production",
+        "tier: high",
+        "why: high: the task mentions production",
+        "approvers: role senior: S0SENIORS (user group), U0CAROL",
+        "approvals: 2 needed, from different people; the requester may not approve their own "
+        'run; Approve asks "are you sure?" first',
+        "rejections: 2 from different approvers end the request (each a vote against until "
+        "then)",
+        "timing: timeout 15 min after posting; on_timeout reject (fails closed: nothing is "
+        "approved)",
+        "review time: approvals sooner than 10 s after posting are flagged as rubber stamps",
+        "standing grants: not configured (signoff has no standing grants yet)",
+    ]
+
+
+def test_explain_with_the_built_in_default(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["policy", "explain", "deploy", "Ship", "to", "staging"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "policy: the built-in default"
+    assert "tier: medium" in lines and "why: medium: the task mentions staging" in lines
+    assert "approvers: role reviewer: anyone in the workspace (guests excluded)" in lines
+    assert "rejections: any one rejection by an approver ends the request" in lines
+    assert "timing: timeout 30 min after posting; on_timeout reject (fails closed: nothing " \
+           "is approved)" in lines
+
+
+def test_explain_a_task_the_graph_does_not_pause_for() -> None:
+    result = CliRunner().invoke(app, ["policy", "explain", "deploy", "Tidy the README"])
+    assert result.exit_code == 0, result.output
+    assert "tier: none: the graph does not pause for this task" in result.output
+
+
+def test_explain_the_floor_raises_a_task(tmp_path: Path) -> None:
+    """The policy gives deploy a high floor: a staging deploy is high, and says why."""
+    path = write(tmp_path, '[graphs.deploy]\ntier = "high"\n')
+    result = CliRunner().invoke(app, ["policy", "explain", "--policy", str(path), "deploy",
+                                      "Ship api v2 to staging"])
+    assert "why: high: the lowest tier the policy gives graph deploy ([graphs] tier)" in \
+        result.output.splitlines()
+
+
+def test_explain_a_graph_without_assess_names_its_floor() -> None:
+    result = CliRunner().invoke(app, ["policy", "explain", "email", "write to bob"])
+    assert result.exit_code == 0, result.output
+    assert "tier: medium at least" in result.output
+    assert "says its risk only when it runs" in result.output
+
+
+def test_explain_an_unknown_graph_or_a_bad_policy(tmp_path: Path) -> None:
+    unknown = CliRunner().invoke(app, ["policy", "explain", "deploi", "x"])
+    assert unknown.exit_code == 2 and "unknown graph 'deploi'" in unknown.output
+    path = write(tmp_path, BAD)
+    bad = CliRunner().invoke(app, ["policy", "explain", "--policy", str(path), "deploy", "x"])
+    assert bad.exit_code == 2 and bad.output.count(f"{path}: ") == 3
