@@ -198,6 +198,22 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TRIGGER signoff_audit_head_no_truncate BEFORE TRUNCATE ON signoff_audit_head
         FOR EACH STATEMENT EXECUTE FUNCTION signoff_audit_append_only();
     """,
+    # The requester's side: when a request was last nudged (one nudge per interval), and
+    # the DMs a run's ending owes, written with the ending and marked once sent.
+    """
+    ALTER TABLE signoff_requests ADD COLUMN last_nudged_at timestamptz;
+    CREATE TABLE signoff_notices (
+        run_id text PRIMARY KEY REFERENCES signoff_runs (id),
+        user_id text NOT NULL,
+        text text NOT NULL,
+        channel text,
+        message_ts text,
+        created_at timestamptz NOT NULL,
+        hold_until timestamptz,
+        sent_at timestamptz
+    );
+    CREATE INDEX signoff_notices_unsent ON signoff_notices (hold_until) WHERE sent_at IS NULL;
+    """,
 )
 # After this migration's SQL, in its transaction: chain the entries it found (bot.audit).
 CHAIN_MIGRATION = 1
