@@ -16,6 +16,7 @@ from typing import Any
 from bot.policy import (
     ANYONE,
     DEFAULT_MIN_REVIEW_TIME,
+    DEFAULT_NUDGE_INTERVAL,
     DEFAULT_PAUSE_TIER,
     RISK_ORDER,
     Policy,
@@ -31,7 +32,8 @@ ON_TIMEOUT = ("reject", "approve")
 
 _CONFIRMED_TIERS = frozenset({"high", "critical"})
 _TOP_KEYS = ("roles", "defaults", "tiers", "graphs")
-_DEFAULT_KEYS = ("timeout", "on_timeout", "self_approval", "pause_tier", "guests")
+_DEFAULT_KEYS = ("timeout", "on_timeout", "self_approval", "pause_tier", "guests", "cancel",
+                 "nudge_interval")
 _GRAPH_KEYS = ("tier",)
 _TIER_KEYS = (
     "approvers", "approvals", "timeout", "on_timeout", "confirm", "reversible", "self_approval",
@@ -70,6 +72,10 @@ def load_policy(path: Path) -> Policy:
       pause_tier            the lowest tier of any graph's pauses; "medium". A payload may ask
                             for a stricter tier, never a looser one. If it is left out, the
                             "medium" tier must need an approval.
+      cancel                a role whose members may cancel anyone's run (and nudge its
+                            approvers), besides the run's requester; unset: the requester
+                            alone.
+      nudge_interval        how often a request's approvers may be nudged, as timeout; 10m.
     [tiers.NAME]            required for low, medium, high and critical; other names allowed.
       approvals (required)  how many different people must approve; 0 means no pause.
       approvers             the role whose members may decide; "reviewer".
@@ -146,12 +152,14 @@ class _Defaults:
     on_timeout: str = "reject"
     self_approval: bool = False
     guests: bool = False
+    cancel: str | None = None
+    nudge_interval: timedelta = DEFAULT_NUDGE_INTERVAL
 
 
 def _policy(data: Mapping[str, Any]) -> Policy:
     _known_keys(data, _TOP_KEYS, where=None)
     roles = _roles(data.get("roles", {}))
-    defaults = _defaults(data.get("defaults", {}))
+    defaults = _defaults(data.get("defaults", {}), roles=roles)
     if "tiers" not in data:
         raise _Invalid("tiers", _missing_tiers(BUNDLED_TIERS))
     tiers_table = _table(data["tiers"], "tiers")
@@ -165,7 +173,8 @@ def _policy(data: Mapping[str, Any]) -> Policy:
     pause_tier = _pause_tier(data.get("defaults", {}), tiers)
     return Policy(tiers=tiers, roles=roles, self_approval=defaults.self_approval,
                   guests=defaults.guests, pause_tier=pause_tier,
-                  graph_tiers=_graphs(data.get("graphs", {}), tiers))
+                  graph_tiers=_graphs(data.get("graphs", {}), tiers),
+                  cancel_role=defaults.cancel, nudge_interval=defaults.nudge_interval)
 
 
 def _pause_tier(defaults: Mapping[str, Any], tiers: Mapping[str, Tier]) -> str:
@@ -212,17 +221,31 @@ def _roles(raw: object) -> dict[str, tuple[str, ...]]:
     return roles
 
 
-def _defaults(raw: object) -> _Defaults:
+def _defaults(raw: object, *, roles: Mapping[str, tuple[str, ...]]) -> _Defaults:
     table = _table(raw, "defaults")
     _known_keys(table, _DEFAULT_KEYS, where="defaults")
     fallback = _Defaults()
     return _Defaults(
+        cancel=_cancel_role(table, roles),
+        nudge_interval=_duration(table, "nudge_interval", where="defaults",
+                                 default=fallback.nudge_interval),
         timeout=_duration(table, "timeout", where="defaults", default=fallback.timeout),
         on_timeout=_on_timeout(table, where="defaults", default=fallback.on_timeout),
         self_approval=_bool(table, "self_approval", where="defaults",
                             default=fallback.self_approval),
         guests=_bool(table, "guests", where="defaults", default=fallback.guests),
     )
+
+
+def _cancel_role(table: Mapping[str, Any], roles: Mapping[str, tuple[str, ...]]) -> str | None:
+    if "cancel" not in table:
+        return None
+    role = table["cancel"]
+    if not isinstance(role, str):
+        raise _Invalid("defaults.cancel", _must_be("a role name (a string)", role))
+    if role not in roles:
+        raise _Invalid("defaults.cancel", _unknown_role(role, roles))
+    return role
 
 
 def _tier(
