@@ -250,7 +250,8 @@ def test_killed_between_the_run_ending_commit_and_its_dm_the_restart_sends_it_on
     assert bot.rows("SELECT sent_at FROM signoff_notices") == [(None,)]
     assert _dms(emulator) == []
     bot.start()
-    dm = emulator.wait_for(lambda: _dms(emulator), timeout=TAKEOVER_LIMIT, message="the DM after the restart")
+    dm = emulator.wait_for(lambda: _dms(emulator), timeout=TAKEOVER_LIMIT,
+                           message="the DM after the restart")
     assert "rejected by <@U0BOB>" in dm[0]["text"] and "not on a Friday" in dm[0]["text"]
     emulator.wait_for(lambda: bot.rows("SELECT sent_at IS NOT NULL FROM signoff_notices")
                       == [(1,)], timeout=5, message="notice marked sent")
