@@ -234,6 +234,7 @@ def request_message(
         blocks.append({"type": "section", "text": _mrkdwn(f"Approvers: {mention}")})
     if open_:
         blocks.append(_buttons(request, confirm=confirm))
+        blocks.extend(_requester_controls(request, run=run))
     else:
         blocks.extend(_outcome_blocks(request))
     text = (f"Approval needed ({request.tier}): {untrusted(action.title)}" if open_
@@ -279,6 +280,31 @@ def _buttons(request: ApprovalRequest, *, confirm: bool) -> dict[str, Any]:
                     + (f":{len(request.rejections)}" if request.rejections else ""),
         "elements": elements,
     }
+
+
+def _requester_controls(request: ApprovalRequest, *, run: Run) -> list[dict[str, Any]]:
+    """The requester's own row, apart from the reviewers' buttons and said to be theirs:
+    Nudge (value: the request) and Cancel (value: the run, behind a confirm dialog). On the
+    request message itself, so a redraw after the decision takes it away with the rest."""
+    title = untrusted(request.action.title)
+    return [
+        {"type": "context", "elements": [_mrkdwn(
+            f"For {_mention(request.requester)}: still waiting? Nudge the approvers, "
+            "or cancel the run.")]},
+        {"type": "actions", "block_id": f"requester:{request.id}", "elements": [
+            {"type": "button", "action_id": ACTION_NUDGE, "text": _plain("Nudge approvers"),
+             "value": request.id},
+            {"type": "button", "action_id": ACTION_CANCEL, "text": _plain("Cancel run"),
+             "value": run.id, "confirm": {
+                 "title": _plain("Cancel this run?"),
+                 "text": _mrkdwn(cut(f"Run `{run.id}` stops here: *{title}* is not done, "
+                                     "and nobody can approve it any more.", 300)),
+                 "confirm": _plain("Cancel run"),
+                 "deny": _plain("Keep it"),
+                 "style": "danger",
+             }},
+        ]},
+    ]
 
 
 _TEXT_MODALS = {

@@ -22,7 +22,7 @@ from typing import Any
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import StateSnapshot
 
-from bot import messages
+from bot import messages, notices
 from bot.blocks import approvers_mention
 from bot.claims import Holder, is_dead_local_owner, new_owner
 from bot.clock import Clock
@@ -34,17 +34,18 @@ from bot.models import (
     SYSTEM_ACTOR,
     ApprovalRequest,
     AuditEntry,
+    Notice,
     Outcome,
     RequestStatus,
     ResumeState,
     Run,
     RunStatus,
 )
+from bot.nudges import Nudges, may_cancel
 from bot.pauses import build_request
 from bot.policy import Policy
 from bot.ports import Directory, Notifier
 from bot.store import ApprovalStore, Claim, Decision, LostClaimError, StepEnd, Taken
-from bot.text import code
 from bot.threads import GraphThreads, checkpoint_of, item_digest, parent_of, result_of
 from graphs.registry import GraphRegistry
 
@@ -123,6 +124,11 @@ class Gateway:
             on_decided=lambda run, request: self._spawn(
                 self._after_decision(run, request), name=f"decided {request.id}"),
         )
+        # The requester's side: the DM a run's ending owes, and nudges.
+        self._notices = notices.NoticeSender(store=store, notifier=notifier, clock=clock,
+                                             hold=lease)
+        self.nudges = Nudges(store=store, policy=policy, notifier=notifier,
+                             directory=directory, clock=clock)
 
     @property
     def store(self) -> ApprovalStore:
@@ -319,7 +325,9 @@ class Gateway:
         if not decided and any(r.status is RequestStatus.CANCELLED for r in here):
             # A cancel cut short between closing the requests and releasing the run.
             await self._end(work, StepEnd(status=RunStatus.CANCELLED, done=settled,
-                                          result="cancelled"))
+                                          result="cancelled", notice=notices.cancelled_notice(
+                                              run, requests, by=None, now=self._clock.now(),
+                                              hold=self._lease)))
             raise _Stop
         if not decided:
             log.error("a pause has no open or decided request; leaving it paused",
@@ -477,7 +485,9 @@ class Gateway:
         await self._end(work, StepEnd(
             status=RunStatus.FINISHED, done=settled, result=result,
             audit=[self._entry(run, kind="run_finished", actor=SYSTEM_ACTOR,
-                               outcome="finished", detail=result)]))
+                               outcome="finished", detail=result)],
+            notice=notices.ended_notice(run, work.requests, result=result,
+                                        now=self._clock.now(), hold=self._lease)))
         log.info("run finished", extra={"run_id": run.id, "graph": run.graph})
         await self._say(work.run, messages.run_finished(run_id=run.id, result=result))
         raise _Stop
@@ -489,6 +499,16 @@ class Gateway:
             # What follows (the result or the failure told in Slack, paced by its rate
             # limits) needs no lease; a heartbeat would only find the claim gone.
             work.holder.released()
+        if end.release and end.notice is not None:
+            self._send_notice(end.notice)
+
+    def _send_notice(self, notice: Notice) -> None:
+        """DM the run's ending, committed just now, in the background (the sweep sends it
+        if this process dies first)."""
+        self._spawn(self._send_quietly(notice), name=f"notice {notice.run_id}")
+
+    async def _send_quietly(self, notice: Notice) -> None:
+        await self._notices.send(notice)  # its bool is for the sweep; unsent waits for it
 
     async def _fail(self, work: _Work, exc: BaseException) -> bool:
         run = work.run
@@ -507,7 +527,9 @@ class Gateway:
             await self._end(work, StepEnd(
                 status=RunStatus.FAILED, done=done, error=error,
                 audit=[self._entry(run, kind="run_failed", actor=SYSTEM_ACTOR,
-                                   outcome="failed", detail=f"{reason} (ref {ref}): {error}")]))
+                                   outcome="failed", detail=f"{reason} (ref {ref}): {error}")],
+                notice=notices.failed_notice(run, requests, reason=reason, ref=ref,
+                                             now=self._clock.now(), hold=self._lease)))
         except LostClaimError:
             log.warning("run failed after its claim was lost; not reporting it",
                         extra={"run_id": run.id, "ref": ref})
@@ -527,7 +549,9 @@ class Gateway:
         await self._end(work, StepEnd(
             status=RunStatus.CANCELLED, done=done, result=text,
             audit=[self._entry(run, kind="run_stopped", actor=SYSTEM_ACTOR,
-                               outcome="cancelled", detail=text)]))
+                               outcome="cancelled", detail=text)],
+            notice=notices.stopped_notice(run, work.requests, text=text,
+                                          now=self._clock.now(), hold=self._lease)))
         await self._say(work.run, messages.run_stopped(run_id=run.id, text=text))
         raise _Stop
 
@@ -623,7 +647,11 @@ class Gateway:
                 self._spawn(self._resume_run(run_id), name=f"resume {run_id}")
         for request in await self._store.unposted_requests(self._clock.now()):
             self._spawn(self._post_in_background(request), name=f"post {request.id}")
+        self._spawn(self._sweep_notices(), name="notices")
         return len(runs)
+
+    async def _sweep_notices(self) -> None:
+        await self._notices.sweep()  # run-end DMs a crash (or Slack) left unsent
 
     async def _post_in_background(self, request: ApprovalRequest) -> None:
         await self.post(request)  # its bool is for callers that wait; the outbox retries
@@ -643,25 +671,37 @@ class Gateway:
     # -- cancelling ------------------------------------------------------------------------
 
     async def cancel(self, *, run_id: str, user: str) -> str:
-        """Cancel a paused run the user started; returns what to tell them."""
+        """Cancel a paused run, for its requester or anyone the policy lets cancel
+        (`bot.nudges.may_cancel`); returns what to tell them. The command, the request's
+        Cancel button and the Home tab all come here."""
         run = await self._store.get_run(run_id)
         if run is None:
-            raise InvalidCommandError(f"There is no run {code(run_id)}.")
-        if run.requester != user:
-            raise InvalidCommandError(f"Only <@{run.requester}> can cancel run `{run_id}`.")
+            raise InvalidCommandError(messages.no_such_run(run_id))
+        if not await may_cancel(policy=self._policy, directory=self._directory, run=run,
+                                user=user):
+            raise InvalidCommandError(messages.cancel_refused(
+                run_id=run_id, requester=run.requester, role=self._policy.cancel_role))
         taken = await self._store.claim_run(run.id, owner=self._owner, now=self._clock.now(),
                                             lease_until=self._lease_until())
         if taken is None:
-            raise InvalidCommandError(
-                f"Run `{run_id}` is {run.status.value}; only a paused run can be cancelled.")
+            raise InvalidCommandError(messages.cancel_not_paused(run_id=run_id,
+                                                                 status=run.status.value))
         for request in taken.requests:
             await self.decisions.close(run, request, status=RequestStatus.CANCELLED, actor=user)
+        notice = notices.cancelled_notice(taken.run, taken.requests, by=user,
+                                          now=self._clock.now(), hold=self._lease)
         if not await self._store.release_run(taken.claim, status=RunStatus.CANCELLED,
-                                             result=f"cancelled by {user}"):
-            raise InvalidCommandError(f"Run `{run_id}` was taken over meanwhile; try again.")
+                                             result=f"cancelled by {user}", notice=notice):
+            raise InvalidCommandError(messages.cancel_raced(run_id))
+        self._send_notice(notice)
         run = taken.run
         await self._say(run, messages.run_cancelled(run_id=run.id, user=user))
-        return f"Cancelled run `{run.id}`."
+        return messages.cancelled(run.id)
+
+    async def nudge(self, *, request_id: str, user: str) -> str:
+        """Remind a request's approvers (at most once per the policy's interval); returns
+        what to tell `user`. The request's Nudge button and the Home tab come here."""
+        return await self.nudges.nudge(request_id=request_id, user=user)
 
 
 def _ready(requests: Sequence[ApprovalRequest]) -> list[ApprovalRequest]:

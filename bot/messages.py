@@ -15,6 +15,25 @@ from bot.text import code, mention, untrusted
 __all__ = [
     "PENDING_SHOWN",
     "already_decided",
+    "cancel_refused",
+    "cancel_not_paused",
+    "cancel_raced",
+    "cancelled",
+    "dm_cancelled",
+    "dm_failed",
+    "dm_finished",
+    "dm_rejected",
+    "dm_stopped",
+    "dm_timed_out",
+    "no_such_run",
+    "nudge",
+    "nudge_decided",
+    "nudge_refused",
+    "nudge_too_soon",
+    "nudged",
+    "nudge_before_posted",
+    "nudge_not_posted",
+    "with_link",
     "no_safe_default",
     "not_offered",
     "nothing_recorded",
@@ -227,3 +246,112 @@ def request_why(request: ApprovalRequest) -> str | None:
     if why is None:
         return None
     return f"*Why it needs approval:* {tier_why(why, graph=request.graph)}"
+
+
+# -- the requester's side: run-end DMs, nudges, cancel --------------------------------------
+
+
+def _request_link(permalink: str | None) -> str:
+    """` <…|View the request>` for a permalink Slack gave us (ours: no escaping), or ``."""
+    return f" <{permalink}|View the request>" if permalink else ""
+
+
+def with_link(text: str, permalink: str | None) -> str:
+    """A run-end DM as sent: its text, then the link to the request's message."""
+    return text + _request_link(permalink)
+
+
+def dm_finished(*, run_id: str, graph: str, result: str) -> str:
+    return (f":white_check_mark: Your run {code(run_id)} of {code(graph)} finished: "
+            f"{untrusted(result)}")
+
+
+def dm_rejected(*, run_id: str, graph: str, by: str, reason: str | None) -> str:
+    why = f" Reason: {untrusted(reason)}" if reason else " No reason was given."
+    return (f":no_entry: Your run {code(run_id)} of {code(graph)} was rejected by "
+            f"{mention(by)}; nothing was done.{why}")
+
+
+def dm_timed_out(*, run_id: str, graph: str, reason: str | None) -> str:
+    why = untrusted(reason or "no decision in time")
+    return (f":hourglass: Your run {code(run_id)} of {code(graph)} timed out ({why}); "
+            "nothing was approved.")
+
+
+def dm_failed(*, run_id: str, graph: str, reason: str, ref: str) -> str:
+    return (f":x: Your run {code(run_id)} of {code(graph)} failed: {untrusted(reason)}. "
+            f"Nothing more was done. (log ref {code(ref)})")
+
+
+def dm_stopped(*, run_id: str, graph: str, text: str) -> str:
+    return f":hourglass: Your run {code(run_id)} of {code(graph)} stopped: {untrusted(text)}"
+
+
+def dm_cancelled(*, run_id: str, graph: str, by: str | None) -> str:
+    who = f" by {mention(by)}" if by else ""
+    return f":no_entry_sign: Your run {code(run_id)} of {code(graph)} was cancelled{who}."
+
+
+def no_such_run(run_id: str) -> str:
+    return f"There is no run {code(run_id)}."
+
+
+def cancel_refused(*, run_id: str, requester: str, role: str | None) -> str:
+    also = f" (members of {code(role)} can too)" if role else ""
+    return (f"Only {mention(requester)} can cancel run {code(run_id)}: they started it{also}. "
+            "Nothing was changed.")
+
+
+def cancel_not_paused(*, run_id: str, status: str) -> str:
+    return f"Run {code(run_id)} is {untrusted(status)}; only a paused run can be cancelled."
+
+
+def cancel_raced(run_id: str) -> str:
+    return f"Run {code(run_id)} was taken over meanwhile; try again."
+
+
+def cancelled(run_id: str) -> str:
+    return f"Cancelled run {code(run_id)}."
+
+
+def nudge(*, requester: str, title: str, mentions: list[str], anyone: bool) -> str:
+    """The reminder posted in the request's thread; `mentions` are our `<@U…>` /
+    `<!subteam^S…>` tags for the approvers who have not voted."""
+    who = " ".join(mentions)
+    if anyone and not who:
+        who = "Anyone here may decide it."
+    elif not who:
+        who = "(no approver is left to remind)"
+    return (f":bell: {mention(requester)} is still waiting for a decision on "
+            f"*{untrusted(title)}*. {who}")
+
+
+def nudged() -> str:
+    return "Nudged the approvers in the request's thread."
+
+
+def nudge_too_soon(wait: timedelta) -> str:
+    seconds = max(1, int(wait.total_seconds() + 0.999))
+    minutes = (seconds + 59) // 60
+    left = _plural(minutes, "minute") if seconds >= 60 else _plural(seconds, "second")
+    return f"The approvers were nudged recently. You can nudge again in {left}."
+
+
+def nudge_decided(request: ApprovalRequest) -> str:
+    return already_decided(request) + " There is nobody to nudge."
+
+
+def nudge_refused(*, requester: str, role: str | None) -> str:
+    also = f" (members of {code(role)} can too)" if role else ""
+    return (f"Only {mention(requester)} can nudge this request's approvers: they started the "
+            f"run{also}. Nothing was posted.")
+
+
+def nudge_before_posted() -> str:
+    return ("The request is still being posted, so there is no thread to nudge in yet. "
+            "Nothing was recorded; try again in a moment.")
+
+
+def nudge_not_posted(interval: timedelta) -> str:
+    return ("The nudge is on record, but I could not post it in the request's thread; "
+            f"you can nudge again in {human_duration(interval)}.")

@@ -14,6 +14,7 @@ __all__ = [
     "ActionSpec",
     "ApprovalRequest",
     "AuditEntry",
+    "Notice",
     "Outcome",
     "RequestStatus",
     "ResumeState",
@@ -292,3 +293,24 @@ class AuditEntry:
             "prev_hash": self.prev_hash,
             "hash": self.hash,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A direct message owed to a person because a run ended (its requester, told how).
+
+    Written in the transaction that ends the run, sent after the commit, then marked sent;
+    the recovery sweep sends those a crash left unsent. `text` is mrkdwn worded by
+    bot.messages (untrusted parts already inert); the DM links to the request message at
+    (`channel`, `message_ts`) when there is one. Until `hold_until` the sweep leaves the
+    notice to the process that wrote it.
+    """
+
+    run_id: str
+    user: str
+    text: str
+    created_at: datetime
+    channel: str | None = None
+    message_ts: str | None = None
+    hold_until: datetime | None = None
+    sent_at: datetime | None = None

@@ -14,14 +14,17 @@ from typing import Any
 
 from bot.models import ApprovalRequest, Outcome
 
-__all__ = ["ANYONE", "DEFAULT_MIN_REVIEW_TIME", "DEFAULT_PAUSE_TIER", "RISK_ORDER", "Policy",
-           "Refusal", "Tier", "TierWhy", "check_decision"]
+__all__ = ["ANYONE", "DEFAULT_MIN_REVIEW_TIME", "DEFAULT_NUDGE_INTERVAL", "DEFAULT_PAUSE_TIER",
+           "RISK_ORDER", "Policy", "Refusal", "Tier", "TierWhy", "check_decision",
+           "may_act_for_requester"]
 
 ANYONE = "*"
 RISK_ORDER = ("low", "medium", "high", "critical")  # the built-in tiers, least strict first
 DEFAULT_PAUSE_TIER = "medium"  # a graph's pauses are at least medium unless the policy says
 # An approval sooner than this after posting is flagged as a rubber stamp (none: never).
 DEFAULT_MIN_REVIEW_TIME = {"high": timedelta(seconds=10), "critical": timedelta(seconds=20)}
+# A request's approvers are nudged at most this often.
+DEFAULT_NUDGE_INTERVAL = timedelta(minutes=10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,9 @@ class Policy:
     guests: bool = False  # whether "*" takes in guest accounts (never other workspaces)
     pause_tier: str = DEFAULT_PAUSE_TIER  # the floor of every graph's pauses...
     graph_tiers: Mapping[str, str] = field(default_factory=dict)  # ...unless set per graph
+    # Who may cancel (and nudge) a run besides its requester: a role's members; None: nobody.
+    cancel_role: str | None = None
+    nudge_interval: timedelta = DEFAULT_NUDGE_INTERVAL  # one nudge per request per this
 
     @classmethod
     def default(cls, *, timeout: timedelta = timedelta(minutes=30)) -> Policy:
@@ -121,6 +127,10 @@ class Policy:
     def role_members(self, role: str) -> tuple[str, ...]:
         """The user and user-group IDs (or "*") that make up `role`."""
         return self.roles.get(role, ())
+
+    def cancellers(self) -> tuple[str, ...]:
+        """The entries (user IDs, groups, "*") of the role that may cancel anyone's run."""
+        return self.role_members(self.cancel_role) if self.cancel_role else ()
 
     def pause_floor(self, graph: str) -> str:
         """The tier `graph`'s pauses get at least, whatever their payload says."""
@@ -212,3 +222,10 @@ def check_decision(
         if any(v.user == user for v in request.votes):
             return Refusal.ALREADY_VOTED
     return None
+
+
+def may_act_for_requester(*, requester: str, user: str, in_cancel_role: bool) -> bool:
+    """Whether `user` may cancel a run (or nudge its approvers): its requester may, and so
+    may a member of the policy's cancel role (`in_cancel_role`, resolved by the caller
+    through the directory, since groups are only known at click time)."""
+    return user == requester or in_cancel_role

@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bot import policy_wording as words
-from bot.policy import ANYONE, DEFAULT_PAUSE_TIER, RISK_ORDER, Policy, Tier
+from bot.policy import (
+    ANYONE,
+    DEFAULT_NUDGE_INTERVAL,
+    DEFAULT_PAUSE_TIER,
+    RISK_ORDER,
+    Policy,
+    Tier,
+)
 
 __all__ = ["BUNDLED_TIERS", "PolicyError", "Problem", "load_policy", "parse_duration"]
 
@@ -24,7 +31,8 @@ DEFAULT_TIMEOUT = timedelta(minutes=30)
 ON_TIMEOUT = ("reject", "approve")
 
 _TOP_KEYS = ("roles", "defaults", "tiers", "graphs")
-_DEFAULT_KEYS = ("timeout", "on_timeout", "self_approval", "pause_tier", "guests")
+_DEFAULT_KEYS = ("timeout", "on_timeout", "self_approval", "pause_tier", "guests", "cancel",
+                 "nudge_interval")
 _GRAPH_KEYS = ("tier",)
 _TIER_KEYS = (
     "approvers", "approvals", "rejections", "timeout", "on_timeout", "confirm", "reversible",
@@ -82,6 +90,10 @@ def load_policy(path: Path) -> Policy:
       pause_tier            the lowest tier of any graph's pauses; "medium". A payload may ask
                             for a stricter tier, never a looser one. If it is left out, the
                             "medium" tier must need an approval.
+      cancel                a role whose members may cancel anyone's run (and nudge its
+                            approvers), besides the run's requester; unset: the requester
+                            alone.
+      nudge_interval        how often a request's approvers may be nudged, as timeout; 10m.
     [tiers.NAME]            low, medium, high and critical are built in (a table changes only
                             the keys it sets); other names are new tiers.
       approvals             how many different people must approve; 0 means no pause. Built
@@ -190,13 +202,15 @@ class _Defaults:
     on_timeout: str = "reject"
     self_approval: bool = False
     guests: bool = False
+    cancel: str | None = None
+    nudge_interval: timedelta = DEFAULT_NUDGE_INTERVAL
 
 
 def _policy(data: Mapping[str, Any], found: _Found) -> Policy:
     _known_keys(data, _TOP_KEYS, where=None, found=found)
     roles = _roles(data.get("roles", {}), found)
     defaults_table = found.check(lambda: _table(data.get("defaults", {}), "defaults"), _EMPTY)
-    defaults = _defaults(defaults_table, found)
+    defaults = _defaults(defaults_table, roles=roles, found=found)
     tiers_table = found.check(lambda: _table(data.get("tiers", {}), "tiers"), _EMPTY)
     builtin = Policy.default(timeout=defaults.timeout).tiers
     tiers: dict[str, Tier] = {}
@@ -210,7 +224,8 @@ def _policy(data: Mapping[str, Any], found: _Found) -> Policy:
     pause_tier = found.check(lambda: _pause_tier(defaults_table, tiers), DEFAULT_PAUSE_TIER)
     graphs = _graphs(data.get("graphs", {}), tiers, found)
     return Policy(tiers=tiers, roles=roles, self_approval=defaults.self_approval,
-                  guests=defaults.guests, pause_tier=pause_tier, graph_tiers=graphs)
+                  guests=defaults.guests, pause_tier=pause_tier, graph_tiers=graphs,
+                  cancel_role=defaults.cancel, nudge_interval=defaults.nudge_interval)
 
 
 def _with_defaults(tier: Tier, defaults: _Defaults) -> Tier:
@@ -273,10 +288,15 @@ def _roles(raw: object, found: _Found) -> dict[str, tuple[str, ...]]:
     return roles
 
 
-def _defaults(table: Mapping[str, Any], found: _Found) -> _Defaults:
+def _defaults(table: Mapping[str, Any], *, roles: Mapping[str, tuple[str, ...]],
+              found: _Found) -> _Defaults:
     _known_keys(table, _DEFAULT_KEYS, where="defaults", found=found)
     fallback = _Defaults()
     return _Defaults(
+        cancel=found.check(lambda: _cancel_role(table, roles), None),
+        nudge_interval=found.check(lambda: _duration(table, "nudge_interval", where="defaults",
+                                                     default=fallback.nudge_interval),
+                                   fallback.nudge_interval),
         timeout=found.check(lambda: _duration(table, "timeout", where="defaults",
                                               default=fallback.timeout), fallback.timeout),
         on_timeout=found.check(lambda: _on_timeout(table, where="defaults",
@@ -288,6 +308,17 @@ def _defaults(table: Mapping[str, Any], found: _Found) -> _Defaults:
         guests=found.check(lambda: _bool(table, "guests", where="defaults",
                                          default=fallback.guests), fallback.guests),
     )
+
+
+def _cancel_role(table: Mapping[str, Any], roles: Mapping[str, tuple[str, ...]]) -> str | None:
+    if "cancel" not in table:
+        return None
+    role = table["cancel"]
+    if not isinstance(role, str):
+        raise _Invalid("defaults.cancel", words.must_be("a role name (a string)", role))
+    if role not in roles:
+        raise _Invalid("defaults.cancel", words.unknown_role(role, roles))
+    return role
 
 
 def _tier(

@@ -34,6 +34,10 @@ class Notifier(Protocol):
         """Send `user` a direct message from the bot."""
         ...
 
+    async def permalink(self, *, channel: str, ts: str) -> str | None:
+        """A link to the message at (`channel`, `ts`), as Slack makes it."""
+        ...
+
 
 class Directory(Protocol):
     """Resolves a role's entries (user IDs, user-group IDs, "*") to people."""

@@ -77,7 +77,15 @@ def message(request: ApprovalRequest, *, confirm: bool = False) -> dict[str, Any
 
 
 def buttons(built: dict[str, Any]) -> list[dict[str, Any]]:
+    """The reviewers' decision buttons (not the requester's Nudge and Cancel row)."""
     return [el for block in built["blocks"] if block["type"] == "actions"
+            and not block.get("block_id", "").startswith("requester:")
+            for el in block["elements"]]
+
+
+def requester_buttons(built: dict[str, Any]) -> list[dict[str, Any]]:
+    return [el for block in built["blocks"] if block["type"] == "actions"
+            and block.get("block_id", "").startswith("requester:")
             for el in block["elements"]]
 
 

@@ -651,3 +651,36 @@ def test_rejections_the_role_cannot_give_are_refused(tmp_path: Path) -> None:
                                '[tiers.high]\napprovers = "ops"\nrejections = 2\n')
     assert message == ('tiers.high.rejections: needs 2 rejections but role "ops" has only 1 '
                        "member (U0OPS), so a request could never be rejected")
+
+
+# -- the requester's side: who may cancel, how often approvers are nudged -------------------
+
+
+def test_cancel_role_and_nudge_interval(tmp_path: Path) -> None:
+    """`defaults.cancel` names the role that may cancel anyone's run; `nudge_interval` how
+    often a request's approvers may be nudged. Unset: the requester alone, every 10 min."""
+    policy = _load(tmp_path, '[roles]\nmanager = ["U0ERIN", "S0LEADS"]\n'
+                             '[defaults]\ncancel = "manager"\nnudge_interval = "2m"\n' + TIERS)
+    assert policy.cancel_role == "manager"
+    assert policy.cancellers() == ("U0ERIN", "S0LEADS")
+    assert policy.nudge_interval == timedelta(minutes=2)
+    plain = _load(tmp_path, TIERS)
+    assert plain.cancel_role is None and plain.cancellers() == ()
+    assert plain.nudge_interval == timedelta(minutes=10)
+
+
+def test_cancel_names_an_unknown_role(tmp_path: Path) -> None:
+    message = _error(tmp_path, '[roles]\nmanager = ["U0ERIN"]\n'
+                               '[defaults]\ncancel = "managers"\n' + TIERS)
+    assert message == ('defaults.cancel: names role "managers", which [roles] does not '
+                       'define; did you mean "manager"?')
+
+
+def test_cancel_must_be_a_role_name(tmp_path: Path) -> None:
+    message = _error(tmp_path, '[defaults]\ncancel = ["U0ERIN"]\n' + TIERS)
+    assert message == "defaults.cancel: must be a role name (a string), not a list"
+
+
+def test_nudge_interval_must_be_a_duration(tmp_path: Path) -> None:
+    message = _error(tmp_path, '[defaults]\nnudge_interval = "soon"\n' + TIERS)
+    assert message == f'defaults.nudge_interval: "soon" is not a duration; write {FORMS}'

@@ -15,9 +15,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import messages
 from bot.blocks import (
     ACTION_APPROVE,
+    ACTION_CANCEL,
     ACTION_CHANGES,
     ACTION_EDIT,
     ACTION_IGNORE,
+    ACTION_NUDGE,
     ACTION_REJECT,
     ACTION_RESPOND,
     ARG_INPUT,
@@ -260,6 +262,25 @@ def register_handlers(app: AsyncApp, *, gateway: Gateway, approval_channel: str 
         if reply is not None and reply.message:
             await tell(client, user=user, channel=meta.get("channel"), text=reply.message)
 
+    async def on_requester_button(ack: AsyncAck, body: dict[str, Any],
+                                  client: AsyncWebClient) -> None:
+        """Nudge (value: a request id) or Cancel (value: a run id), from the request's
+        message or the Home tab; the answer goes wherever the click came from."""
+        await ack()
+        action = body["actions"][0]
+        value, user = str(action.get("value", "")), body["user"]["id"]
+        try:
+            if action["action_id"] == ACTION_NUDGE:
+                text = await gateway.nudge(request_id=value, user=user)
+            else:
+                text = await gateway.cancel(run_id=value, user=user)
+        except InvalidCommandError as exc:
+            text = str(exc)
+        except Exception as exc:  # told here: an error raised after the ack races Bolt
+            await _tell_failure(exc, body, client)
+            return
+        await tell(client, user=user, channel=origin_channel(body), text=text)
+
     async def on_error(error: Exception, body: dict[str, Any], client: AsyncWebClient) -> None:
         await _tell_failure(error, body, client)
 
@@ -275,6 +296,8 @@ def register_handlers(app: AsyncApp, *, gateway: Gateway, approval_channel: str 
     for action_id in (ACTION_APPROVE, ACTION_REJECT, ACTION_IGNORE, ACTION_CHANGES,
                       ACTION_RESPOND, ACTION_EDIT):
         app.action(action_id)(on_button)
+    app.action(ACTION_NUDGE)(on_requester_button)
+    app.action(ACTION_CANCEL)(on_requester_button)
     for callback_id in _TEXT_OUTCOME:
         app.view(callback_id)(on_text_submitted)
     app.view(EDIT_VIEW)(on_edit_submitted)

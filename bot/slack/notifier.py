@@ -86,4 +86,11 @@ class SlackNotifier:
     async def tell_user(self, *, user: str, text: str) -> None:
         opened = await self._client.conversations_open(users=user)
         dm = str(opened["channel"]["id"])
-        await self._outbox.send(dm, lambda: self._paced.chat_postMessage(channel=dm, text=text))
+        await self._outbox.send(dm, lambda: self._paced.chat_postMessage(
+            channel=dm, text=cut(text, _TEXT_MAX), **_NO_UNFURL))
+
+    async def permalink(self, *, channel: str, ts: str) -> str | None:
+        """chat.getPermalink (a workspace-wide limit, so not through a channel's queue)."""
+        resp = await self._client.chat_getPermalink(channel=channel, message_ts=ts)
+        link = resp.get("permalink")
+        return str(link) if link else None

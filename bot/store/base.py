@@ -12,6 +12,7 @@ from bot.audit import ChainHead
 from bot.models import (
     ApprovalRequest,
     AuditEntry,
+    Notice,
     Outcome,
     RequestStatus,
     Run,
@@ -24,6 +25,7 @@ __all__ = [
     "Decision",
     "DecisionResult",
     "LostClaimError",
+    "NudgeResult",
     "StepEnd",
     "Taken",
     "VoteResult",
@@ -67,6 +69,19 @@ class VoteResult:
 
     request: ApprovalRequest
     added: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NudgeResult:
+    """What one nudge attempt did: `applied` when this call won the compare-and-set.
+
+    `status` is the request's status and `last_nudged_at` its latest nudge as they stand
+    after the attempt (a loser learns when the winner nudged); both None if there is no
+    such request."""
+
+    applied: bool
+    status: RequestStatus | None
+    last_nudged_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +132,7 @@ class StepEnd:
     error: str | None = None
     release: bool = True
     post_until: datetime | None = None
+    notice: Notice | None = None  # the DM a run's ending owes (written with the release)
 
 
 class ApprovalStore(abc.ABC):
@@ -199,8 +215,12 @@ class ApprovalStore(abc.ABC):
         status: RunStatus,
         result: str | None = None,
         error: str | None = None,
+        notice: Notice | None = None,
     ) -> bool:
-        """End the claim with the run's new status; False when the claim was lost."""
+        """End the claim with the run's new status; False when the claim was lost.
+
+        `notice` (the DM the ending owes) is written in the same transaction, and only if
+        the release is; a notice for the run already on record is kept as it is."""
 
     @abc.abstractmethod
     async def end_step(self, claim: Claim, end: StepEnd) -> list[ApprovalRequest]:
@@ -209,7 +229,8 @@ class ApprovalStore(abc.ABC):
         Raises LostClaimError (and writes nothing) when the claim was lost. Requests in
         `end.new` that already exist for the same pause (a recovery that made them before)
         are kept as they are; those inserted start with `end.post_until` as their posting
-        lease. Returns all the run's requests (with votes, oldest first, as
+        lease. `end.notice` is written with the release, as `release_run` writes it.
+        Returns all the run's requests (with votes, oldest first, as
         `requests_for_run` orders them) as they stand after the step's writes, read in the
         same transaction.
         """
@@ -344,6 +365,36 @@ class ApprovalStore(abc.ABC):
     @abc.abstractmethod
     async def next_deadline(self) -> datetime | None:
         """The earliest deadline among pending requests."""
+
+    @abc.abstractmethod
+    async def nudge(self, request_id: str, *, at: datetime, since: datetime,
+                    audit: AuditEntry) -> NudgeResult:
+        """Note a nudge at `at` if the request is pending and was not nudged after `since`
+        (compare-and-set on its row), appending `audit` in the same transaction.
+
+        Of concurrent nudges (clicks, replicas) exactly one applies; the others write
+        nothing and see the winner's `last_nudged_at`. How long `since` lies back (the
+        interval) is the caller's rule."""
+
+    # -- notices (DMs owed when a run ends) ------------------------------------------------
+
+    @abc.abstractmethod
+    async def unsent_notices(self, now: datetime, *, limit: int = 50) -> list[Notice]:
+        """Notices not yet marked sent whose hold has run out (nobody is sending them),
+        oldest first."""
+
+    @abc.abstractmethod
+    async def claim_notice(self, run_id: str, *, now: datetime, until: datetime) -> bool:
+        """Take the job of sending an unsent notice whose hold has run out: hold it until
+        `until`. True for exactly one of concurrent callers."""
+
+    @abc.abstractmethod
+    async def notice_sent(self, run_id: str, *, at: datetime) -> None:
+        """Mark the run's notice sent (it is never sent again)."""
+
+    @abc.abstractmethod
+    async def get_notice(self, run_id: str) -> Notice | None:
+        """The run's notice, sent or not; None if its ending owed none (yet)."""
 
     # -- audit -----------------------------------------------------------------------------
 

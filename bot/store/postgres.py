@@ -28,6 +28,7 @@ from bot.audit import EMPTY, ChainHead, entry_hash, seal_all
 from bot.models import (
     ApprovalRequest,
     AuditEntry,
+    Notice,
     RequestStatus,
     Run,
     RunStatus,
@@ -38,6 +39,7 @@ from bot.store.base import (
     Decision,
     DecisionResult,
     LostClaimError,
+    NudgeResult,
     StepEnd,
     Taken,
     VoteResult,
@@ -232,9 +234,16 @@ class PostgresApprovalStore(ApprovalStore):
         status: RunStatus,
         result: str | None = None,
         error: str | None = None,
+        notice: Notice | None = None,
     ) -> bool:
-        async with self._pool.connection() as conn:
-            return await _release(conn, claim, status=status, result=result, error=error)
+        if notice is None:
+            async with self._pool.connection() as conn:
+                return await _release(conn, claim, status=status, result=result, error=error)
+        async with self._tx() as conn:
+            released = await _release(conn, claim, status=status, result=result, error=error)
+            if released:
+                await _insert_notice(conn, notice)
+            return released
 
     async def end_step(self, claim: Claim, end: StepEnd) -> list[ApprovalRequest]:
         async with self._tx() as conn:
@@ -253,6 +262,8 @@ class PostgresApprovalStore(ApprovalStore):
                     made = True
                     audit.append(entry)
             audit.extend(end.audit)
+            if end.release and end.notice is not None:
+                await _insert_notice(conn, end.notice)  # before the audit head's lock
             await _insert_audit(conn, audit)
             if end.release:
                 await _release(conn, claim, status=end.status, result=end.result,
@@ -441,6 +452,53 @@ class PostgresApprovalStore(ApprovalStore):
         found: datetime | None = rows[0]["d"] if rows else None
         return None if found is None else found.astimezone(UTC)
 
+    async def nudge(self, request_id: str, *, at: datetime, since: datetime,
+                    audit: AuditEntry) -> NudgeResult:
+        async with self._tx() as conn:
+            # A second nudge waits for the first's row lock, then re-checks its WHERE
+            # against the committed row (READ COMMITTED) and finds it nudged.
+            won = await _fetch(
+                conn,
+                "UPDATE signoff_requests SET last_nudged_at = %s WHERE id = %s "
+                "AND status = 'pending' AND (last_nudged_at IS NULL OR last_nudged_at <= %s) "
+                "RETURNING id", (at, request_id, since))
+            if won:
+                await _insert_audit(conn, [audit])
+            rows = await _fetch(conn, "SELECT status, last_nudged_at FROM signoff_requests "
+                                      "WHERE id = %s", (request_id,))
+        if not rows:
+            return NudgeResult(applied=False, status=None, last_nudged_at=None)
+        last = rows[0]["last_nudged_at"]
+        return NudgeResult(applied=bool(won), status=RequestStatus(rows[0]["status"]),
+                           last_nudged_at=None if last is None else last.astimezone(UTC))
+
+    # -- notices ---------------------------------------------------------------------------
+
+    async def unsent_notices(self, now: datetime, *, limit: int = 50) -> list[Notice]:
+        rows = await self._fetch(
+            "SELECT * FROM signoff_notices WHERE sent_at IS NULL AND "
+            "(hold_until IS NULL OR hold_until < %s) ORDER BY created_at LIMIT %s",
+            (now, limit))
+        return [_notice(r) for r in rows]
+
+    async def claim_notice(self, run_id: str, *, now: datetime, until: datetime) -> bool:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE signoff_notices SET hold_until = %s WHERE run_id = %s "
+                "AND sent_at IS NULL AND (hold_until IS NULL OR hold_until < %s)",
+                (until, run_id, now))
+            return cur.rowcount == 1
+
+    async def notice_sent(self, run_id: str, *, at: datetime) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "UPDATE signoff_notices SET sent_at = %s WHERE run_id = %s AND sent_at IS NULL",
+                (at, run_id))
+
+    async def get_notice(self, run_id: str) -> Notice | None:
+        rows = await self._fetch("SELECT * FROM signoff_notices WHERE run_id = %s", (run_id,))
+        return _notice(rows[0]) if rows else None
+
     # -- audit -----------------------------------------------------------------------------
 
     async def append_audit(self, entry: AuditEntry) -> None:
@@ -516,6 +574,25 @@ async def _seal_existing(conn: Conn) -> None:
     await conn.execute("ALTER TABLE signoff_audit ENABLE TRIGGER signoff_audit_no_change")
     await conn.execute("INSERT INTO signoff_audit_head (id, seq, hash) VALUES (1, %s, %s)",
                        (head.seq, head.hash))
+
+
+async def _insert_notice(conn: Conn, notice: Notice) -> None:
+    """Write the notice unless the run has one already (inside the caller's transaction)."""
+    await conn.execute(
+        "INSERT INTO signoff_notices (run_id, user_id, text, channel, message_ts, created_at, "
+        "hold_until) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+        (notice.run_id, notice.user, notice.text, notice.channel, notice.message_ts,
+         notice.created_at, notice.hold_until))
+
+
+def _notice(row: DictRow) -> Notice:
+    def at(value: datetime | None) -> datetime | None:
+        return None if value is None else value.astimezone(UTC)
+
+    return Notice(run_id=row["run_id"], user=row["user_id"], text=row["text"],
+                  channel=row["channel"], message_ts=row["message_ts"],
+                  created_at=row["created_at"].astimezone(UTC),
+                  hold_until=at(row["hold_until"]), sent_at=at(row["sent_at"]))
 
 
 async def _get_request(conn: Conn, request_id: str) -> ApprovalRequest | None:

@@ -202,6 +202,22 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE signoff_votes ADD COLUMN against boolean NOT NULL DEFAULT false;
     """,
+    # The requester's side: when a request was last nudged (one nudge per interval), and
+    # the DMs a run's ending owes, written with the ending and marked once sent.
+    """
+    ALTER TABLE signoff_requests ADD COLUMN last_nudged_at timestamptz;
+    CREATE TABLE signoff_notices (
+        run_id text PRIMARY KEY REFERENCES signoff_runs (id),
+        user_id text NOT NULL,
+        text text NOT NULL,
+        channel text,
+        message_ts text,
+        created_at timestamptz NOT NULL,
+        hold_until timestamptz,
+        sent_at timestamptz
+    );
+    CREATE INDEX signoff_notices_unsent ON signoff_notices (hold_until) WHERE sent_at IS NULL;
+    """,
 )
 # After this migration's SQL, in its transaction: chain the entries it found (bot.audit).
 CHAIN_MIGRATION = 1

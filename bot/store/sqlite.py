@@ -26,6 +26,7 @@ from bot.models import (
     ActionSpec,
     ApprovalRequest,
     AuditEntry,
+    Notice,
     RequestStatus,
     ResumeState,
     Run,
@@ -38,6 +39,7 @@ from bot.store.base import (
     Decision,
     DecisionResult,
     LostClaimError,
+    NudgeResult,
     StepEnd,
     Taken,
     VoteResult,
@@ -168,6 +170,22 @@ MIGRATIONS: tuple[str, ...] = (
     # A vote against: a rejection counted toward a tier's `rejections`.
     """
     ALTER TABLE signoff_votes ADD COLUMN against INTEGER NOT NULL DEFAULT 0;
+    """,
+    # The requester's side: when a request was last nudged (one nudge per interval), and
+    # the DMs a run's ending owes, written with the ending and marked once sent.
+    """
+    ALTER TABLE signoff_requests ADD COLUMN last_nudged_at REAL;
+    CREATE TABLE signoff_notices (
+        run_id TEXT PRIMARY KEY REFERENCES signoff_runs (id),
+        user_id TEXT NOT NULL,
+        text TEXT NOT NULL,
+        channel TEXT,
+        message_ts TEXT,
+        created_at REAL NOT NULL,
+        hold_until REAL,
+        sent_at REAL
+    );
+    CREATE INDEX signoff_notices_unsent ON signoff_notices (hold_until) WHERE sent_at IS NULL;
     """,
 )
 # After this migration's SQL, in its transaction: chain the entries it found (bot.audit).
@@ -433,9 +451,13 @@ class SqliteApprovalStore(ApprovalStore):
         status: RunStatus,
         result: str | None = None,
         error: str | None = None,
+        notice: Notice | None = None,
     ) -> bool:
         async with self._tx() as db:
-            return await _release(db, claim, status=status, result=result, error=error)
+            released = await _release(db, claim, status=status, result=result, error=error)
+            if released and notice is not None:
+                await _insert_notice(db, notice)
+            return released
 
     async def end_step(self, claim: Claim, end: StepEnd) -> list[ApprovalRequest]:
         async with self._tx() as db:
@@ -459,6 +481,8 @@ class SqliteApprovalStore(ApprovalStore):
             if end.release:
                 await _release(db, claim, status=end.status, result=end.result,
                                error=end.error)
+                if end.notice is not None:
+                    await _insert_notice(db, end.notice)
             else:
                 await db.execute(
                     "UPDATE signoff_runs SET status = ? WHERE id = ?",
@@ -642,6 +666,54 @@ class SqliteApprovalStore(ApprovalStore):
         )
         return _dt(rows[0][0]) if rows else None
 
+    async def nudge(self, request_id: str, *, at: datetime, since: datetime,
+                    audit: AuditEntry) -> NudgeResult:
+        async with self._tx() as db:
+            cur = await db.execute(
+                "UPDATE signoff_requests SET last_nudged_at = ? WHERE id = ? "
+                "AND status = 'pending' AND (last_nudged_at IS NULL OR last_nudged_at <= ?)",
+                (_ts(at), request_id, _ts(since)))
+            applied = cur.rowcount == 1
+            if applied:
+                await _insert_audit(db, audit)
+            async with db.execute(
+                "SELECT status, last_nudged_at FROM signoff_requests WHERE id = ?",
+                (request_id,),
+            ) as found:
+                row = await found.fetchone()
+        if row is None:
+            return NudgeResult(applied=False, status=None, last_nudged_at=None)
+        return NudgeResult(applied=applied, status=RequestStatus(row["status"]),
+                           last_nudged_at=_dt(row["last_nudged_at"]))
+
+    # -- notices ---------------------------------------------------------------------------
+
+    async def unsent_notices(self, now: datetime, *, limit: int = 50) -> list[Notice]:
+        rows = await self._fetchall(
+            "SELECT * FROM signoff_notices WHERE sent_at IS NULL AND "
+            f"(hold_until IS NULL OR hold_until < ?) ORDER BY created_at LIMIT {int(limit)}",
+            (_ts(now),))
+        return [_notice(r) for r in rows]
+
+    async def claim_notice(self, run_id: str, *, now: datetime, until: datetime) -> bool:
+        async with self._tx() as db:
+            cur = await db.execute(
+                "UPDATE signoff_notices SET hold_until = ? WHERE run_id = ? "
+                "AND sent_at IS NULL AND (hold_until IS NULL OR hold_until < ?)",
+                (_ts(until), run_id, _ts(now)))
+            return cur.rowcount == 1
+
+    async def notice_sent(self, run_id: str, *, at: datetime) -> None:
+        async with self._tx() as db:
+            await db.execute(
+                "UPDATE signoff_notices SET sent_at = ? WHERE run_id = ? AND sent_at IS NULL",
+                (_ts(at), run_id))
+
+    async def get_notice(self, run_id: str) -> Notice | None:
+        rows = await self._fetchall("SELECT * FROM signoff_notices WHERE run_id = ?",
+                                    (run_id,))
+        return _notice(rows[0]) if rows else None
+
     # -- audit -----------------------------------------------------------------------------
 
     async def append_audit(self, entry: AuditEntry) -> None:
@@ -723,6 +795,23 @@ async def _release(db: aiosqlite.Connection, claim: Claim, *, status: RunStatus,
         (status.value, result, error, claim.run_id, claim.owner, claim.epoch),
     )
     return cur.rowcount == 1
+
+
+async def _insert_notice(db: aiosqlite.Connection, notice: Notice) -> None:
+    """Write the notice unless the run has one already (inside the caller's transaction)."""
+    await db.execute(
+        "INSERT OR IGNORE INTO signoff_notices (run_id, user_id, text, channel, message_ts, "
+        "created_at, hold_until, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+        (notice.run_id, notice.user, notice.text, notice.channel, notice.message_ts,
+         _ts(notice.created_at),
+         None if notice.hold_until is None else _ts(notice.hold_until)))
+
+
+def _notice(row: sqlite3.Row) -> Notice:
+    return Notice(run_id=row["run_id"], user=row["user_id"], text=row["text"],
+                  channel=row["channel"], message_ts=row["message_ts"],
+                  created_at=datetime.fromtimestamp(row["created_at"], UTC),
+                  hold_until=_dt(row["hold_until"]), sent_at=_dt(row["sent_at"]))
 
 
 def _split_sql(script: str) -> list[str]:

@@ -24,9 +24,16 @@ def until(emulator: EmulatorServer, find: Callable[[], Json | None], *, what: st
 
 
 def buttons(message: dict[str, Any]) -> list[str]:
-    """The action_ids of the buttons a message still has."""
+    """The action_ids of the decision buttons a message still has (the reviewers' row; the
+    requester's Nudge and Cancel row is `requester_buttons`)."""
     return [e["action_id"] for b in message.get("blocks", []) if b["type"] == "actions"
-            for e in b["elements"]]
+            and not str(b.get("block_id", "")).startswith("requester:") for e in b["elements"]]
+
+
+def requester_buttons(message: dict[str, Any]) -> list[str]:
+    """The action_ids of the requester's row (Nudge, Cancel) a message still has."""
+    return [e["action_id"] for b in message.get("blocks", []) if b["type"] == "actions"
+            and str(b.get("block_id", "")).startswith("requester:") for e in b["elements"]]
 
 
 def click(emulator: EmulatorServer, message: dict[str, Any], action_id: str, *,

@@ -221,3 +221,42 @@ def test_a_cancel_cut_short_is_finished_by_the_next_process(
     _click(emulator, request)
     assert bot.actions() == []
     assert bot.rows("SELECT status FROM signoff_requests") == [("cancelled",)]
+
+
+def _dms(emulator: EmulatorServer, user: str = "U0ALICE") -> list[dict[str, Any]]:
+    return emulator.state.messages("D" + user[1:])
+
+
+def test_killed_between_the_run_ending_commit_and_its_dm_the_restart_sends_it_once(
+    bot: Bot, emulator: EmulatorServer,
+) -> None:
+    """Rejected, the run ends (end_step 3 commits the ending and its notice) and the process
+    is killed before the DM: the restart's sweep sends it, once, with the reason."""
+    first = bot.start("after_end_step:3")
+    emulator.client.slash_command(user="U0ALICE", channel="C0GENERAL", text="two ship it")
+    request = emulator.wait_for(lambda: _open_requests(emulator), timeout=10,
+                                message="request posted")[0]
+    emulator.wait_for(lambda: bot.rows("SELECT status FROM signoff_runs") == [("paused",)],
+                      timeout=10, message="run paused")
+    emulator.client.click(user="U0BOB", channel=APPROVALS, message_ts=request["ts"],
+                          action_id="signoff.reject")
+    view = emulator.wait_for(lambda: emulator.state.open_views("U0BOB"), timeout=5,
+                             message="reject modal")[-1]
+    with suppress(httpx.TransportError):
+        emulator.client.submit_view(user="U0BOB", view_id=view["id"], values={
+            "instructions": {"instructions_input": "not on a Friday"}})
+    assert first.wait(timeout=10) == -signal.SIGKILL
+    assert bot.rows("SELECT status FROM signoff_runs") == [("finished",)]
+    assert bot.rows("SELECT sent_at FROM signoff_notices") == [(None,)]
+    assert _dms(emulator) == []
+    bot.start()
+    dm = emulator.wait_for(lambda: _dms(emulator), timeout=TAKEOVER_LIMIT,
+                           message="the DM after the restart")
+    assert "rejected by <@U0BOB>" in dm[0]["text"] and "not on a Friday" in dm[0]["text"]
+    emulator.wait_for(lambda: bot.rows("SELECT sent_at IS NOT NULL FROM signoff_notices")
+                      == [(1,)], timeout=5, message="notice marked sent")
+    # Proving an absence: the sweep runs every third of the 1 s lease, so several sweeps
+    # look at the notice in this time; none may send it again.
+    time.sleep(1.5)
+    assert len(_dms(emulator)) == 1
+    assert bot.actions() == []

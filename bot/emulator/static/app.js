@@ -59,8 +59,7 @@ function mrkdwn(text) {
       (_, id, label) => `<span class="mention">${label || "@" + id}</span>`)
     .replace(/&lt;#([CD][A-Z0-9]+)(?:\|([^&]*))?&gt;/g,
       (_, id, label) => `#${escapeHtml(label || channelName(id))}`)
-    .replace(/&lt;(https?:[^|&]+)(?:\|([^&]+))?&gt;/g,
-      (_, url, label) => `<a href="${url}" target="_blank">${label || url}</a>`)
+    .replace(/&lt;(https?:[^|&]+)(?:\|([^&]+))?&gt;/g, link)
     .replace(/(^|[\s(])\*([^*\n]+)\*(?=$|[\s).,!?:;])/g, "$1<b>$2</b>")
     .replace(/(^|[\s(])_([^_\n]+)_(?=$|[\s).,!?:;])/g, "$1<i>$2</i>")
     .replace(/(^|[\s(])~([^~\n]+)~(?=$|[\s).,!?:;])/g, "$1<s>$2</s>")
@@ -68,6 +67,34 @@ function mrkdwn(text) {
     // Slack's own escapes (&amp; &lt; &gt;) show as the characters they stand for.
     .replace(/&amp;(amp|lt|gt);/g, "&$1;");
 }
+
+// A message's permalink (chat.getPermalink's https://<team>.slack.com/archives/<channel>/p<ts>)
+// opens that message on this page, as Slack's client does; any other link opens a tab.
+const PERMALINK = /^https:\/\/[a-z0-9-]+\.slack\.com\/archives\/([CDG][A-Z0-9]+)\/p(\d{7,})$/;
+
+function link(_, url, label) {
+  const found = PERMALINK.exec(url);
+  if (!found) return `<a href="${url}" target="_blank">${label || url}</a>`;
+  const ts = `${found[2].slice(0, -6)}.${found[2].slice(-6)}`;
+  return `<a href="${url}" class="permalink" data-channel="${found[1]}" data-ts="${ts}">` +
+    `${label || url}</a>`;
+}
+
+function followPermalink(a) {
+  state.channel = a.dataset.channel;
+  state.highlight = a.dataset.ts;
+  save();
+  render();
+  const el = document.querySelector(`#messages [data-ts="${CSS.escape(a.dataset.ts)}"]`);
+  el?.scrollIntoView({ block: "center" });
+}
+
+document.addEventListener("click", (ev) => {
+  const a = ev.target.closest?.("a.permalink");
+  if (!a) return;
+  ev.preventDefault();
+  followPermalink(a);
+});
 
 function textObj(t) {
   if (!t) return h("span");
@@ -118,7 +145,8 @@ function renderMessage(m, ctx) {
     : m.bot_id ? state.data.bot.name : userName(m.user);
   const body = m.blocks?.length ? m.blocks.map((b) => renderBlock(b, ctx))
     : [h("div", { html: mrkdwn(m.text || "") })];
-  return h("div", { class: `message ${m.subtype || ""}`, "data-ts": m.ts },
+  const mark = m.ts === state.highlight ? " highlight" : "";
+  return h("div", { class: `message ${m.subtype || ""}${mark}`, "data-ts": m.ts },
     h("div", { class: "meta" }, h("b", {}, author),
       new Date(parseFloat(m.ts) * 1000).toLocaleTimeString(),
       m.edited ? h("span", { class: "edited" }, " (edited)") : null),
