@@ -15,7 +15,7 @@ from typing import Any
 from bot.models import ApprovalRequest, Outcome
 
 __all__ = ["ANYONE", "DEFAULT_MIN_REVIEW_TIME", "DEFAULT_PAUSE_TIER", "RISK_ORDER", "Policy",
-           "Refusal", "Tier", "check_decision"]
+           "Refusal", "Tier", "check_decision", "may_decide"]
 
 ANYONE = "*"
 RISK_ORDER = ("low", "medium", "high", "critical")  # the built-in tiers, least strict first
@@ -169,3 +169,11 @@ def check_decision(
         if any(v.user == user for v in request.votes):
             return Refusal.ALREADY_VOTED
     return None
+
+
+def may_decide(*, request: ApprovalRequest, user: str, members: frozenset[str] | None) -> bool:
+    """Whether `request` waits on `user`: they may approve it (a member of its role, not its
+    requester unless self-approval is on, not among its votes yet), by the same check a
+    click gets. Whether it is still open is the caller's to know."""
+    return check_decision(request=request, user=user, outcome=Outcome.APPROVED,
+                          members=members) is None
