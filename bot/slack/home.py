@@ -40,13 +40,16 @@ class HomeContent:
 
 
 def home_view(content: HomeContent, *, policy: Policy) -> dict[str, Any]:
-    """The `home` view for `views.publish`."""
+    """The `home` view for `views.publish`: open requests soonest deadline first, decisions
+    newest first, each section capped (the rest counted: "and N more")."""
+    soonest = lambda r: (r.deadline, r.created_at)  # noqa: E731 - the sort key, named once
+    latest = sorted(content.recent, key=lambda r: r.decided_at or r.created_at, reverse=True)
     blocks = [
-        *_waiting(content.waiting, policy=policy),
+        *_waiting(sorted(content.waiting, key=soonest), policy=policy),
         {"type": "divider"},
-        *_mine(content.mine, total=content.mine_total),
+        *_mine(sorted(content.mine, key=soonest), total=content.mine_total),
         {"type": "divider"},
-        *_recent(content.recent),
+        *_recent(latest),
     ]
     return {"type": "home", "blocks": blocks}
 

@@ -14,19 +14,18 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clock import Clock
-from bot.decisions import Decisions
 from bot.models import ApprovalRequest, Run
 from bot.policy import Policy
 from bot.ports import Notifier
 from bot.slack.home import MINE_SHOWN, RECENT_SHOWN, HomeContent, home_view
 from bot.store import ApprovalStore
 
-__all__ = ["HOME_AUDIENCE", "HomeTabs", "HomeWatch"]
+__all__ = ["HOME_AUDIENCE", "Deciders", "HomeTabs", "HomeWatch"]
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +36,18 @@ Sleep = Callable[[float], Awaitable[None]]
 OnChange = Callable[[Run, ApprovalRequest | None], None]
 
 
+class Deciders(Protocol):
+    """The decision layer's rules the Home uses (`bot.decisions.Decisions` has them)."""
+
+    async def may_decide(self, request: ApprovalRequest, user: str) -> bool: ...
+
+    async def is_approver(self, request: ApprovalRequest, user: str) -> bool: ...
+
+
 class HomeTabs:
     """Builds and publishes each user's Home tab (`bot.slack.home` lays it out)."""
 
-    def __init__(self, *, client: AsyncWebClient, store: ApprovalStore, decisions: Decisions,
+    def __init__(self, *, client: AsyncWebClient, store: ApprovalStore, decisions: Deciders,
                  policy: Policy, clock: Clock, window: float = 0.3,
                  sleep: Sleep = asyncio.sleep) -> None:
         self._client = client
