@@ -30,8 +30,11 @@ __all__ = [
     "TEXT_BLOCK",
     "TEXT_INPUT",
     "changes_modal",
+    "decision_buttons",
     "edit_modal",
+    "outcome_line",
     "request_message",
+    "risk_badge",
     "text_modal",
 ]
 
@@ -125,6 +128,16 @@ _COMMENT_LABEL = {
     RequestStatus.REVISING: "Changes asked for",
     RequestStatus.RESPONDED: "Answer",
 }
+
+
+def outcome_line(request: ApprovalRequest) -> str:
+    """How a request ended, who decided and when (mrkdwn), as its message says it."""
+    return _status_line(request)
+
+
+def risk_badge(tier: str) -> str:
+    """A tier as the message shows it (an emoji and its name)."""
+    return _RISK_BADGE.get(tier, untrusted(tier.title()))
 
 
 def _outcome_blocks(request: ApprovalRequest) -> list[dict[str, Any]]:
@@ -250,6 +263,12 @@ _BUTTONS = {
     "ignore": (ACTION_IGNORE, "Ignore", None),
     "reject": (ACTION_REJECT, "Reject", "danger"),
 }
+
+
+def decision_buttons(request: ApprovalRequest, *, confirm: bool) -> dict[str, Any]:
+    """The request message's actions block, as it is there (the Home tab shows the same
+    buttons, so the same handlers and checks take their clicks)."""
+    return _buttons(request, confirm=confirm)
 
 
 def _buttons(request: ApprovalRequest, *, confirm: bool) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from bot.evidence import decision_evidence
 from bot.interrupts import edit_problems
 from bot.metrics import Metrics
 from bot.models import SYSTEM_ACTOR, ApprovalRequest, AuditEntry, Outcome, RequestStatus, Run
-from bot.policy import Policy, Refusal, check_decision
+from bot.policy import Policy, Refusal, check_decision, may_decide
 from bot.ports import Directory, Notifier
 from bot.store import ApprovalStore, Decision
 from bot.threads import GraphThreads, item_digest, still_paused_at
@@ -88,9 +88,7 @@ class Decisions:
         if outcome.decision not in request.decisions:
             return request, run, self._refuse("not_offered",
                                               messages.not_offered(outcome.decision))
-        allowed = await self._directory.is_member(
-            self._policy.role_members(request.approvers_role), user,
-            guests=self._policy.guests)
+        allowed = await self.is_approver(request, user)
         refusal = check_decision(request=request, user=user, outcome=outcome,
                                  members=frozenset({user} if allowed else ())) \
             or rubber_stamp.refusal(self._policy.tier(request.tier), request, outcome=outcome,
@@ -112,6 +110,20 @@ class Decisions:
                                                  messages.already_decided(latest))
             return request, run, self._refuse("stale", messages.stale())
         return request, run, None
+
+    async def is_approver(self, request: ApprovalRequest, user: str) -> bool:
+        """Whether `user` is among those `request`'s role names (by ID, group or "*")."""
+        return await self._directory.is_member(
+            self._policy.role_members(request.approvers_role), user,
+            guests=self._policy.guests)
+
+    async def may_decide(self, request: ApprovalRequest, user: str) -> bool:
+        """Whether `request` waits on `user` now (the Home tab's "Waiting on you"): open,
+        before its deadline, and theirs to approve by the rules a click is checked by."""
+        if request.status is not RequestStatus.PENDING or self._clock.now() >= request.deadline:
+            return False
+        members = frozenset({user}) if await self.is_approver(request, user) else frozenset()
+        return may_decide(request=request, user=user, members=members)
 
     async def decide(
         self,

@@ -16,7 +16,7 @@ from bot.models import ApprovalRequest, Outcome
 
 __all__ = ["ANYONE", "DEFAULT_MIN_REVIEW_TIME", "DEFAULT_NUDGE_INTERVAL", "DEFAULT_PAUSE_TIER",
            "RISK_ORDER", "Policy", "Refusal", "Tier", "TierWhy", "check_decision",
-           "may_act_for_requester"]
+           "may_act_for_requester", "may_decide"]
 
 ANYONE = "*"
 RISK_ORDER = ("low", "medium", "high", "critical")  # the built-in tiers, least strict first
@@ -229,3 +229,11 @@ def may_act_for_requester(*, requester: str, user: str, in_cancel_role: bool) ->
     may a member of the policy's cancel role (`in_cancel_role`, resolved by the caller
     through the directory, since groups are only known at click time)."""
     return user == requester or in_cancel_role
+
+
+def may_decide(*, request: ApprovalRequest, user: str, members: frozenset[str] | None) -> bool:
+    """Whether `request` waits on `user`: they may approve it (a member of its role, not its
+    requester unless self-approval is on, not among its votes yet), by the same check a
+    click gets. Whether it is still open is the caller's to know."""
+    return check_decision(request=request, user=user, outcome=Outcome.APPROVED,
+                          members=members) is None

@@ -23,6 +23,7 @@ from bot.policy import Policy
 from bot.scheduler import DeadlineScheduler
 from bot.slack.client import make_web_client
 from bot.slack.directory import SlackDirectory
+from bot.slack.home_tabs import HomeTabs, HomeWatch
 from bot.slack.notifier import SlackNotifier
 from bot.store import ApprovalStore, open_backend, probe, redact_url
 from graphs.loader import GraphLoadError, parse_graphs
@@ -63,6 +64,7 @@ class Service:
     scheduler: DeadlineScheduler
     policy: Policy
     metrics: Metrics = field(default_factory=Metrics)
+    home: HomeTabs | None = None
 
 
 def load_policy_for(settings: Settings) -> Policy:
@@ -152,18 +154,23 @@ async def open_service(settings: Settings, deps: Deps | None = None) -> AsyncIte
             # parallel branches), apart from the ones DNS lookups use.
             executors.install(node_threads=2 * settings.signoff_max_resumes)
             notifier = SlackNotifier(client=client, policy=policy, metrics=metrics)
+            # What the gateway tells people also tells the Home tabs what changed.
+            watch = HomeWatch(notifier)
             gateway = Gateway(
                 store=store,
                 checkpointer=checkpointer,
                 registry=registry,
                 policy=policy,
-                notifier=notifier,
+                notifier=watch,
                 directory=directory,
                 clock=deps.clock,
                 lease=timedelta(seconds=settings.signoff_lease),
                 max_resumes=settings.signoff_max_resumes,
                 metrics=metrics,
             )
+            home = HomeTabs(client=client, store=store, decisions=gateway.decisions,
+                            policy=policy, clock=deps.clock)
+            watch.observe(home.changed)
             scheduler = DeadlineScheduler(gateway=gateway, clock=deps.clock,
                                           max_sleep=deps.scheduler_max_sleep)
             # Another replica's new request or decision wakes our deadline watch at once
@@ -178,10 +185,11 @@ async def open_service(settings: Settings, deps: Deps | None = None) -> AsyncIte
             try:
                 yield Service(settings=settings, store=store, checkpointer=checkpointer,
                               client=client, gateway=gateway, scheduler=scheduler,
-                              policy=policy, metrics=metrics)
+                              policy=policy, metrics=metrics, home=home)
             finally:
                 await scheduler.stop()
                 await gateway.shutdown(grace=settings.signoff_shutdown_grace)
+                await home.close()
                 await notifier.close()
         finally:
             await session.close()

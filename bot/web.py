@@ -197,7 +197,8 @@ def build_bolt(settings: Settings, service: Service) -> AsyncApp:
                     signing_secret=secret.get_secret_value() if secret else "",
                     request_verification_enabled=secret is not None,
                     raise_error_for_unhandled_request=False)
-    register_handlers(bolt, gateway=service.gateway, approval_channel=settings.signoff_channel)
+    register_handlers(bolt, gateway=service.gateway, approval_channel=settings.signoff_channel,
+                      home=service.home)
     return bolt
 
 

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +15,7 @@ from urllib.parse import urlencode
 import httpx
 
 from bot.emulator.state import Delivery, EmulatorState
+from bot.emulator.workspace import dm_channel_id
 
 __all__ = ["ButtonNotFoundError", "EmulatorError", "SlackEventsClient", "sign_request"]
 
@@ -124,6 +126,68 @@ class SlackEventsClient:
             # Slack omits the message object for clicks in ephemeral messages.
             payload["message"] = {k: v for k, v in message.items() if k != "channel"}
         return self._send_payload("block_actions", payload, forged, stale)
+
+    def open_home(self, *, user: str) -> httpx.Response:
+        """`user` opens the bot's Home tab: Slack sends `app_home_opened` (with the view as
+        last published, if any)."""
+        event: Json = {"type": "app_home_opened", "user": user, "channel": dm_channel_id(user),
+                       "tab": "home", "event_ts": f"{self.clock():.6f}"}
+        home = self.state.home(user)
+        if home is not None:
+            event["view"] = home
+        return self.send_event(event)
+
+    def click_home(self, *, user: str, action_id: str, value: str | None = None,
+                   forged: bool = False, stale: bool = False,
+                   as_shown: Json | None = None) -> httpx.Response:
+        """Click a button of `user`'s Home tab as last published: a `block_actions` whose
+        container is the view, with the view and no channel, message or response_url.
+
+        `as_shown` clicks that view instead (an older one, as a client last drew it, or a
+        crafted payload carrying somebody else's).
+        """
+        view = as_shown or self.state.home(user)
+        if view is None:
+            raise EmulatorError(f"{user} has no Home tab published")
+        block_id, button = _find_button(view, action_id=action_id, value=value)
+        payload: Json = {
+            "type": "block_actions", "user": self._user_ref(user),
+            "api_app_id": self.state.workspace.bot.app_id,
+            "token": "emulator-verification-token",
+            "container": {"type": "view", "view_id": view["id"]},
+            "trigger_id": self.state.issue_trigger(user=user),
+            "team": self._team(), "enterprise": None, "is_enterprise_install": False,
+            "view": view, "state": {"values": {}},
+            "actions": [{"action_id": action_id, "block_id": block_id,
+                         "text": button.get("text"), "value": button.get("value"),
+                         "type": "button", "action_ts": f"{self.clock():.6f}"}],
+        }
+        if button.get("style"):
+            payload["actions"][0]["style"] = button["style"]
+        return self._send_payload("block_actions", payload, forged, stale)
+
+    def send_event(self, event: Json) -> httpx.Response:
+        """Deliver one Events API event as Slack does over HTTP: wrapped in an
+        `event_callback`, signed, as JSON; returns the app's ack."""
+        ws = self.state.workspace
+        body: Json = {
+            "token": "emulator-verification-token", "team_id": ws.team_id,
+            "api_app_id": ws.bot.app_id, "event": event, "type": "event_callback",
+            "event_id": f"Ev{secrets.token_hex(6).upper()}", "event_time": int(self.clock()),
+            "authorizations": [{"team_id": ws.team_id, "user_id": ws.bot.user_id,
+                                "is_bot": True, "is_enterprise_install": False}],
+        }
+        text = json.dumps(body)
+        ts = str(int(self.clock()))
+        try:
+            response = self.post_raw(body=text, content_type="application/json", timestamp=ts)
+        except httpx.HTTPError as exc:
+            self.state.record_delivery(Delivery(kind="event", payload=body, status=None,
+                                                body="", error=repr(exc)))
+            raise
+        self.state.record_delivery(Delivery(kind="event", payload=body,
+                                            status=response.status_code, body=response.text))
+        return response
 
     def submit_view(self, *, user: str, view_id: str, values: dict[str, dict[str, Any]],
                     forged: bool = False, stale: bool = False,

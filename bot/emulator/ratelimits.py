@@ -26,6 +26,7 @@ METHOD_TIERS: Mapping[str, int] = MappingProxyType({
     "views.open": 4,
     "views.update": 4,
     "views.push": 4,
+    "views.publish": 4,
     "users.info": 4,
     "conversations.info": 3,
     "conversations.open": 3,

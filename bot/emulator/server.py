@@ -119,6 +119,15 @@ def create_app(*, state: EmulatorState,
         return await _drive(lambda c: c.submit_view(
             user=data["user"], view_id=data["view_id"], values=data.get("values") or {}))
 
+    async def home(request: Request) -> Response:
+        data = await request.json()
+        return await _drive(lambda c: c.open_home(user=data["user"]))
+
+    async def home_click(request: Request) -> Response:
+        data = await request.json()
+        return await _drive(lambda c: c.click_home(
+            user=data["user"], action_id=data["action_id"], value=data.get("value")))
+
     async def close(request: Request) -> Response:
         data = await request.json()
         state.close_view(data["view_id"])
@@ -148,6 +157,8 @@ def create_app(*, state: EmulatorState,
         Route("/emulator/click", click, methods=["POST"]),
         Route("/emulator/submit", submit, methods=["POST"]),
         Route("/emulator/close", close, methods=["POST"]),
+        Route("/emulator/home", home, methods=["POST"]),
+        Route("/emulator/home/click", home_click, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ])
 
@@ -204,5 +215,6 @@ def _snapshot(state: EmulatorState, *, user: str, bot: bool) -> Json:
         "messages": messages,
         "ephemerals": state.ephemerals(user),
         "views": state.open_views(user),
+        "home": state.home(user),
         "failures": failures,
     }

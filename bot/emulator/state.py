@@ -84,6 +84,7 @@ class EmulatorState:
         self._edits: dict[tuple[str, str], list[Json]] = {}
         self._ephemerals: list[Json] = []
         self._views: dict[str, Json] = {}
+        self._homes: dict[str, Json] = {}  # the latest published Home tab of each user
         self._view_meta: dict[str, _ViewMeta] = {}
         self._triggers: dict[str, tuple[str, float, bool]] = {}
         self._response_urls: dict[str, Json] = {}
@@ -102,6 +103,7 @@ class EmulatorState:
             self._edits.clear()
             self._ephemerals.clear()
             self._views.clear()
+            self._homes.clear()
             self._view_meta.clear()
             self._triggers.clear()
             self._response_urls.clear()
@@ -245,6 +247,24 @@ class EmulatorState:
             "external_id": view.get("external_id", ""),
             "app_installed_team_id": self.workspace.team_id, "bot_id": bot.bot_id,
         }
+
+    def publish_home(self, *, user: str, view: Json, hash: str | None = None) -> Json:
+        """Keep `view` as `user`'s Home tab (views.publish); its id stays, its hash changes.
+        A `hash` other than the current one is refused, as Slack refuses a stale publish."""
+        with self._lock:
+            current = self._homes.get(user)
+            if hash is not None and current is not None and hash != current["hash"]:
+                raise ApiError("hash_conflict")
+            view_id = current["id"] if current else self._next_id("V")
+            stored = self._build_view(view_id, view, previous=current)
+            self._homes[user] = stored
+            return copy.deepcopy(stored)
+
+    def home(self, user: str) -> Json | None:
+        """`user`'s Home tab as last published, or None."""
+        with self._lock:
+            found = self._homes.get(user)
+            return copy.deepcopy(found) if found else None
 
     def view(self, view_id: str) -> Json | None:
         with self._lock:

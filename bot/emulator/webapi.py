@@ -137,6 +137,18 @@ def views_update(state: EmulatorState, params: Json) -> Json:
     return {"view": updated}
 
 
+def views_publish(state: EmulatorState, params: Json) -> Json:
+    """Slack's views.publish: a `home` view for one user of the workspace."""
+    user = _required(params, "user_id", "invalid_arguments")
+    if state.workspace.user(user) is None:
+        raise ApiError("user_not_found")
+    view = _view(params)
+    if view.get("type") != "home":
+        raise ApiError("invalid_arguments",
+                       errors=[f"must be home, not {view.get('type')!r} [json-pointer:/view/type]"])
+    return {"view": state.publish_home(user=user, view=view, hash=params.get("hash") or None)}
+
+
 def users_info(state: EmulatorState, params: Json) -> Json:
     user = state.workspace.user(_required(params, "user", "user_not_found"))
     if user is None:
@@ -192,6 +204,7 @@ METHODS: dict[str, Method] = {
     "chat.getPermalink": chat_get_permalink,
     "views.open": views_open,
     "views.update": views_update,
+    "views.publish": views_publish,
     "users.info": users_info,
     "usergroups.users.list": usergroups_users_list,
     "conversations.open": conversations_open,

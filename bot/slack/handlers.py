@@ -37,6 +37,7 @@ from bot.gateway import Gateway, InvalidCommandError, new_id
 from bot.models import Outcome
 from bot.slack.directory import SlackDirectory
 from bot.slack.guard import workspace_guard
+from bot.slack.home_tabs import HomeTabs
 from bot.text import code, decode_command_text
 
 __all__ = ["ACK_BUDGET", "origin_channel", "register_handlers", "tell"]
@@ -119,9 +120,10 @@ _TEXT_OUTCOME = {
 }
 
 
-def register_handlers(app: AsyncApp, *, gateway: Gateway, approval_channel: str | None) -> None:
+def register_handlers(app: AsyncApp, *, gateway: Gateway, approval_channel: str | None,
+                      home: HomeTabs | None = None) -> None:
     """Wire the workspace guard, the `/signoff` command, the decision buttons and their
-    modals, and the error handler."""
+    modals (from a message or the Home tab), the Home tab itself, and the error handler."""
     directory = gateway.directory
 
     async def on_command(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
@@ -289,6 +291,11 @@ def register_handlers(app: AsyncApp, *, gateway: Gateway, approval_channel: str 
         await gateway.refuse_foreign(user=user_id, team=team_id,
                                      request_id=actions[0].get("value"))
 
+    async def on_home_opened(event: dict[str, Any]) -> None:
+        # Bolt acks events before this runs; opening the Messages tab sends one too.
+        if event.get("tab") == "home" and home is not None:
+            await home.opened(str(event["user"]))
+
     if isinstance(directory, SlackDirectory):
         app.use(workspace_guard(directory=directory, on_refused=on_foreign))
     app.error(on_error)
@@ -301,3 +308,4 @@ def register_handlers(app: AsyncApp, *, gateway: Gateway, approval_channel: str 
     for callback_id in _TEXT_OUTCOME:
         app.view(callback_id)(on_text_submitted)
     app.view(EDIT_VIEW)(on_edit_submitted)
+    app.event("app_home_opened")(on_home_opened)

@@ -396,6 +396,31 @@ class ApprovalStore(abc.ABC):
     async def get_notice(self, run_id: str) -> Notice | None:
         """The run's notice, sent or not; None if its ending owed none (yet)."""
 
+    # -- the App Home ----------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def pending_requests_of(self, requester: str, *, limit: int) -> list[ApprovalRequest]:
+        """Open requests of runs `requester` started, soonest deadline first (at most
+        `limit`)."""
+
+    @abc.abstractmethod
+    async def count_pending_of(self, requester: str) -> int:
+        """How many open requests belong to runs `requester` started."""
+
+    @abc.abstractmethod
+    async def recent_decisions_for(self, user: str, *, limit: int) -> list[ApprovalRequest]:
+        """Requests no longer pending that involved `user` (decided or closed by them, voted
+        on by them, or made for their runs), most recently decided first (at most `limit`)."""
+
+    @abc.abstractmethod
+    async def note_home_opened(self, user: str, *, at: datetime) -> None:
+        """Remember that `user` opened the bot's Home tab at `at` (the latest time wins)."""
+
+    @abc.abstractmethod
+    async def home_viewers(self, *, since: datetime) -> list[str]:
+        """Users who opened the Home tab at or after `since`, in no particular order: those
+        whose Home is republished when something in it changes, whichever replica changed it."""
+
     # -- audit -----------------------------------------------------------------------------
 
     @abc.abstractmethod

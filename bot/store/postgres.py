@@ -499,6 +499,40 @@ class PostgresApprovalStore(ApprovalStore):
         rows = await self._fetch("SELECT * FROM signoff_notices WHERE run_id = %s", (run_id,))
         return _notice(rows[0]) if rows else None
 
+    # -- the App Home ----------------------------------------------------------------------
+
+    async def pending_requests_of(self, requester: str, *, limit: int) -> list[ApprovalRequest]:
+        return await self._requests(
+            "r.requester = %s AND r.status = 'pending' ORDER BY r.deadline, r.seq LIMIT %s",
+            (requester, limit))
+
+    async def count_pending_of(self, requester: str) -> int:
+        rows = await self._fetch(
+            "SELECT COUNT(*) AS n FROM signoff_requests WHERE requester = %s "
+            "AND status = 'pending'", (requester,))
+        return int(rows[0]["n"])
+
+    async def recent_decisions_for(self, user: str, *, limit: int) -> list[ApprovalRequest]:
+        # Each arm is an index range (decided_by, requester, the user's votes).
+        return await self._requests(
+            "r.status <> 'pending' AND r.decided_at IS NOT NULL AND r.id IN ("
+            "SELECT id FROM signoff_requests WHERE decided_by = %s "
+            "UNION SELECT id FROM signoff_requests WHERE requester = %s "
+            "UNION SELECT request_id FROM signoff_votes WHERE user_id = %s) "
+            "ORDER BY r.decided_at DESC, r.seq DESC LIMIT %s", (user, user, user, limit))
+
+    async def note_home_opened(self, user: str, *, at: datetime) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO signoff_home (user_id, opened_at) VALUES (%s, %s) "
+                "ON CONFLICT (user_id) DO UPDATE SET opened_at = GREATEST("
+                "signoff_home.opened_at, excluded.opened_at)", (user, at))
+
+    async def home_viewers(self, *, since: datetime) -> list[str]:
+        rows = await self._fetch(
+            "SELECT user_id FROM signoff_home WHERE opened_at >= %s", (since,))
+        return [str(r["user_id"]) for r in rows]
+
     # -- audit -----------------------------------------------------------------------------
 
     async def append_audit(self, entry: AuditEntry) -> None:

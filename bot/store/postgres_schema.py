@@ -218,6 +218,20 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX signoff_notices_unsent ON signoff_notices (hold_until) WHERE sent_at IS NULL;
     """,
+    # The App Home: a requester's open requests, the decisions that involved a user, and who
+    # has opened their Home tab (so any replica republishes it when something in it changes).
+    """
+    CREATE INDEX signoff_requests_pending_of ON signoff_requests (requester, deadline)
+        WHERE status = 'pending';
+    CREATE INDEX signoff_requests_decided_by ON signoff_requests (decided_by, decided_at);
+    CREATE INDEX signoff_requests_requester ON signoff_requests (requester, decided_at);
+    CREATE INDEX signoff_votes_user ON signoff_votes (user_id);
+    CREATE TABLE signoff_home (
+        user_id text PRIMARY KEY,
+        opened_at timestamptz NOT NULL
+    );
+    CREATE INDEX signoff_home_opened ON signoff_home (opened_at);
+    """,
 )
 # After this migration's SQL, in its transaction: chain the entries it found (bot.audit).
 CHAIN_MIGRATION = 1

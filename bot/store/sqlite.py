@@ -187,6 +187,20 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX signoff_notices_unsent ON signoff_notices (hold_until) WHERE sent_at IS NULL;
     """,
+    # The App Home: a requester's open requests, the decisions that involved a user, and who
+    # has opened their Home tab (so any replica republishes it when something in it changes).
+    """
+    CREATE INDEX signoff_requests_pending_of ON signoff_requests (requester, deadline)
+        WHERE status = 'pending';
+    CREATE INDEX signoff_requests_decided_by ON signoff_requests (decided_by, decided_at);
+    CREATE INDEX signoff_requests_requester ON signoff_requests (requester, decided_at);
+    CREATE INDEX signoff_votes_user ON signoff_votes (user_id);
+    CREATE TABLE signoff_home (
+        user_id TEXT PRIMARY KEY,
+        opened_at REAL NOT NULL
+    );
+    CREATE INDEX signoff_home_opened ON signoff_home (opened_at);
+    """,
 )
 # After this migration's SQL, in its transaction: chain the entries it found (bot.audit).
 _CHAIN_MIGRATION = 3
@@ -713,6 +727,41 @@ class SqliteApprovalStore(ApprovalStore):
         rows = await self._fetchall("SELECT * FROM signoff_notices WHERE run_id = ?",
                                     (run_id,))
         return _notice(rows[0]) if rows else None
+
+    # -- the App Home ----------------------------------------------------------------------
+
+    async def pending_requests_of(self, requester: str, *, limit: int) -> list[ApprovalRequest]:
+        return await self._load_requests(
+            f"requester = ? AND status = 'pending' ORDER BY deadline, rowid LIMIT {int(limit)}",
+            (requester,))
+
+    async def count_pending_of(self, requester: str) -> int:
+        rows = await self._fetchall(
+            "SELECT COUNT(*) FROM signoff_requests WHERE requester = ? AND status = 'pending'",
+            (requester,))
+        return int(rows[0][0])
+
+    async def recent_decisions_for(self, user: str, *, limit: int) -> list[ApprovalRequest]:
+        # Each arm is an index range (decided_by, requester, the user's votes).
+        return await self._load_requests(
+            "status <> 'pending' AND decided_at IS NOT NULL AND id IN ("
+            "SELECT id FROM signoff_requests WHERE decided_by = ? "
+            "UNION SELECT id FROM signoff_requests WHERE requester = ? "
+            "UNION SELECT request_id FROM signoff_votes WHERE user_id = ?) "
+            f"ORDER BY decided_at DESC, rowid DESC LIMIT {int(limit)}",
+            (user, user, user))
+
+    async def note_home_opened(self, user: str, *, at: datetime) -> None:
+        async with self._tx() as db:
+            await db.execute(
+                "INSERT INTO signoff_home (user_id, opened_at) VALUES (?, ?) "
+                "ON CONFLICT (user_id) DO UPDATE SET opened_at = MAX(opened_at, "
+                "excluded.opened_at)", (user, _ts(at)))
+
+    async def home_viewers(self, *, since: datetime) -> list[str]:
+        rows = await self._fetchall(
+            "SELECT user_id FROM signoff_home WHERE opened_at >= ?", (_ts(since),))
+        return [str(r[0]) for r in rows]
 
     # -- audit -----------------------------------------------------------------------------
 

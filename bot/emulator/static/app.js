@@ -182,6 +182,7 @@ function render() {
   const failure = d.failures[0];
   if (failure) setStatus(`last request to the bot failed: ${failure.error || "HTTP " + failure.status}`);
   renderModal(d.views[d.views.length - 1]);
+  renderHome(d);
 }
 
 function renderModal(view) {
@@ -263,6 +264,7 @@ async function post(path, body) {
 }
 
 function click(el, ctx) {
+  if (ctx.home) return clickHome(el);
   const c = el.confirm;
   if (c && !window.confirm(`${c.title?.text || ""}\n\n${c.text?.text || ""}`)) return;
   post("/emulator/click", { user: state.me, channel: state.channel, message_ts: ctx.ts,
@@ -309,3 +311,47 @@ $("modal-close").addEventListener("click", () =>
 
 poll();
 setInterval(poll, 500);
+
+// The bot's App Home: its entry under "Apps" in the sidebar opens the Home tab (Slack sends
+// app_home_opened), which shows the view the bot last published for this user; its buttons
+// are clicks from a view (no channel). Drawn after render(), only while the tab is open.
+function renderHome(d) {
+  const nav = $("channels");
+  nav.append(h("div", { class: "nav-label" }, "Apps"),
+    h("button", { class: state.home ? "active" : "", "data-home": d.bot.id,
+      onclick: openHome }, d.bot.name));
+  if (state.home) nav.querySelectorAll("[data-channel]").forEach((b) => b.classList.remove("active"));
+  let box = $("home");
+  if (!box) {
+    box = h("div", { id: "home", hidden: "" });
+    $("messages").after(box);
+  }
+  box.hidden = !state.home;
+  $("messages").hidden = state.home;
+  $("composer").hidden = state.home;
+  if (!state.home) { box.replaceChildren(); return; }
+  $("channel-title").textContent = `${d.bot.name} · Home`;
+  box.replaceChildren(...(d.home ? d.home.blocks.map((b) => renderBlock(b, { home: true }))
+    : [h("div", { class: "context" }, "Opening the Home tab…")]));
+}
+
+function openHome() {
+  state.home = true;
+  render();
+  post("/emulator/home", { user: state.me });
+}
+
+function clickHome(el) {
+  const c = el.confirm;
+  if (c && !window.confirm(`${c.title?.text || ""}\n\n${c.text?.text || ""}`)) return;
+  post("/emulator/home/click", { user: state.me, action_id: el.action_id,
+    value: el.value ?? null });
+}
+
+// A channel's entry leaves the Home tab; another user opening the page sees their own Home.
+$("channels").addEventListener("click", (ev) => {
+  if (ev.target.closest("[data-channel]")) state.home = false;
+}, true);
+$("user-picker").addEventListener("change", () => {
+  if (state.home) post("/emulator/home", { user: state.me });
+});
