@@ -21,6 +21,7 @@ from bot.policy import (
     Policy,
     Tier,
 )
+from bot.text import counted
 
 __all__ = ["BUNDLED_TIERS", "PolicyError", "load_policy", "parse_duration"]
 
@@ -432,10 +433,10 @@ def _not_a_member(entry: str) -> str:
 
 
 def _too_few_members(approvals: int, role: str, members: tuple[str, ...]) -> str:
-    needs = f"needs {approvals} approval{'s' if approvals != 1 else ''}"
+    needs = f"needs {counted(approvals, 'approval')}"
     if not members:
         return f"{needs} but role {_quote(role)} has no members"
-    has = f"{len(members)} member{'s' if len(members) != 1 else ''}"
+    has = counted(len(members), "member")
     return f"{needs} but role {_quote(role)} has only {has} ({', '.join(members)})"
 
 

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Protocol, TypedDict
 
 from langgraph.graph import END, StateGraph
 
+from bot.text import counted
 from graphs.registry import GraphSpec
 
 __all__ = [
@@ -266,8 +267,8 @@ def _approval(
         "risk": stage.risk,
         "details": details,
         "reversible": stage.reversible,
-        "impact": (f"Approving passes this output to {following} more stage(s)." if following
-                   else "Approving makes this output the pipeline's result."),
+        "impact": (f"Approving passes this output to {counted(following, 'more stage')}."
+                   if following else "Approving makes this output the pipeline's result."),
         "step": index + 1,
         "total_steps": total,
         "history": list(state.get("history", [])),
