@@ -23,7 +23,8 @@ class GraphSpec:
     should see under its state key `approval` (a plain dict: title, summary, risk, details,
     reversible, impact, step, total_steps, history; optionally approvers, timeout_seconds,
     on_timeout) and reads the human's answer from `feedback_key`
-    (`{"outcome", "reviewer", "approvers", "comment", "decided_at", "request_id"}`).
+    (`{"outcome", "reviewer", "reviewer_name", "approvers", "approver_names", "comment",
+    "decided_at", "request_id"}`; the IDs for logic, the names for words people read).
     """
 
     name: str
