@@ -1,6 +1,7 @@
 # signoff: `make run` starts the product (offline against the Slack emulator when no Slack
-# tokens are set); `make test` runs the whole test suite; `make lint` runs ruff and
-# `mypy --strict` (configured in pyproject.toml).
+# tokens are set); `make test` runs the whole test suite, first installing the browser tests'
+# Chromium where it may (scripts/ensure-chromium); `make lint` runs ruff and `mypy --strict`
+# (configured in pyproject.toml).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -20,7 +21,7 @@ run: $(STAMP)
 	$(BIN)/signoff run
 
 test: $(STAMP)
-	@test -x /usr/bin/chromium || { echo "make test: the browser tests need Debian's chromium (apt-get install chromium)"; exit 2; }
+	@scripts/ensure-chromium
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

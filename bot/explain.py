@@ -11,6 +11,7 @@ from bot.describe import action_from_payload
 from bot.messages import human_duration, tier_why
 from bot.pauses import pause_terms
 from bot.policy import ANYONE, Policy, Tier, TierWhy
+from bot.text import counted
 from graphs.registry import GraphSpec
 
 __all__ = ["explain", "summary"]
@@ -21,8 +22,8 @@ GRANTS = "standing grants: not configured (signoff has no standing grants yet)"
 def summary(policy: Policy, *, source: str) -> str:
     """`FILE: good: ...`: each tier's quorum, the roles and the floor, on one line."""
     tiers = ", ".join(f"{t.name} {t.approvals}" for t in policy.tiers.values())
-    roles = len(policy.roles)
-    return (f"{source}: good: tiers (approvals) {tiers}; {roles} role{'s' if roles != 1 else ''}"
+    roles = counted(len(policy.roles), "role")
+    return (f"{source}: good: tiers (approvals) {tiers}; {roles}"
             f"; pause tier {policy.pause_tier}; version {policy.version()[:12]}")
 
 

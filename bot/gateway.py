@@ -391,9 +391,10 @@ class Gateway:
         """
         run, holder = work.run, work.holder
         first = group[0]
+        names = await self._names(group)
         if first.kind == "static":
             holder.check()
-            await self._threads.patch(run, feedback(first))
+            await self._threads.patch(run, feedback(first, names=names))
             holder.applied.add(first.id)
             holder.check()
             await self._threads.run_on(run)
@@ -403,7 +404,7 @@ class Gateway:
         for request in group:
             by_interrupt.setdefault(str(request.interrupt_id), []).append(request)
         try:
-            answers = {iid: resume_value(reqs[0].kind, reqs)
+            answers = {iid: resume_value(reqs[0].kind, reqs, names=names)
                        for iid, reqs in by_interrupt.items()}
         except NoSafeDefault:
             await self._stop_undecidable(work, group, settled)
@@ -411,6 +412,12 @@ class Gateway:
         await self._threads.resume(run, answers)
         self._metrics.resumed(group, at=self._clock.now())
         holder.applied.update(r.id for r in group)
+
+    async def _names(self, requests: Sequence[ApprovalRequest]) -> dict[str, str]:
+        """What people call the deciders, for the graph's own words (which cannot mention)."""
+        people = {p for r in requests for p in (r.decided_by, *(v.user for v in r.votes))
+                  if p and p != SYSTEM_ACTOR}
+        return {p: await self._directory.display_name(p) for p in sorted(people)}
 
     async def _ask(self, work: _Work, state: StateSnapshot,
                    settled: list[tuple[str, AuditEntry]]) -> None:
@@ -688,10 +695,11 @@ class Gateway:
                                                                  status=run.status.value))
         for request in taken.requests:
             await self.decisions.close(run, request, status=RequestStatus.CANCELLED, actor=user)
+        by = await self._directory.display_name(user)  # a result is text, never a mention
         notice = notices.cancelled_notice(taken.run, taken.requests, by=user,
                                           now=self._clock.now(), hold=self._lease)
         if not await self._store.release_run(taken.claim, status=RunStatus.CANCELLED,
-                                             result=f"cancelled by {user}", notice=notice):
+                                             result=f"cancelled by {by}", notice=notice):
             raise InvalidCommandError(messages.cancel_raced(run_id))
         self._send_notice(notice)
         run = taken.run

@@ -209,13 +209,23 @@ def _describe_value(value: Any, *, node: str, default_risk: str) -> ActionSpec:
     return ActionSpec(title=f"Approve {node}", summary=_short(value), risk=default_risk)
 
 
-def feedback(request: ApprovalRequest) -> dict[str, Any]:
-    """What a static or plain-interrupt graph reads back; a timeout is said as a timeout."""
+def feedback(request: ApprovalRequest, *,
+             names: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """What a static or plain-interrupt graph reads back; a timeout is said as a timeout.
+
+    `reviewer` and `approvers` are Slack user IDs (for the graph's logic); `reviewer_name`
+    and `approver_names` are what people call them, for the graph's own words, which are
+    shown escaped and so can never be a `<@…>` mention (`names` maps ID to name).
+    """
     outcome = request.outcome
+    names = names or {}
+    reviewer = None if request.decided_by == SYSTEM_ACTOR else request.decided_by
     return {
         "outcome": outcome.value if outcome else request.status.value,
-        "reviewer": None if request.decided_by == SYSTEM_ACTOR else request.decided_by,
+        "reviewer": reviewer,
+        "reviewer_name": names.get(reviewer, reviewer) if reviewer else None,
         "approvers": [v.user for v in request.votes],
+        "approver_names": [names.get(v.user, v.user) for v in request.votes],
         "comment": request.comment,
         "decided_at": request.decided_at.isoformat() if request.decided_at else None,
         "request_id": request.id,
@@ -266,8 +276,10 @@ def _inbox_response(request: ApprovalRequest) -> dict[str, Any]:
     return {"type": "ignore", "args": None}
 
 
-def resume_value(kind: str, requests: Sequence[ApprovalRequest]) -> Any:
-    """The value one interrupt is resumed with, from its decided requests."""
+def resume_value(kind: str, requests: Sequence[ApprovalRequest], *,
+                 names: Mapping[str, str] | None = None) -> Any:
+    """The value one interrupt is resumed with, from its decided requests (`names`: see
+    `feedback`)."""
     ordered = sorted(requests, key=lambda r: r.item)
     if kind == "hitl_batch":
         return {"decisions": [_hitl_decision(r) for r in ordered]}
@@ -275,4 +287,4 @@ def resume_value(kind: str, requests: Sequence[ApprovalRequest]) -> Any:
         return _hitl_decision(ordered[0])
     if kind == "inbox":
         return [_inbox_response(r) for r in ordered]
-    return feedback(ordered[0])
+    return feedback(ordered[0], names=names)

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from bot.models import ApprovalRequest, RequestStatus
 from bot.policy import Refusal, TierWhy
-from bot.text import code, mention, untrusted
+from bot.text import code, counted, mention, untrusted
 
 __all__ = [
     "PENDING_SHOWN",
@@ -36,8 +36,10 @@ __all__ = [
     "with_link",
     "no_safe_default",
     "not_offered",
+    "needs_task",
     "nothing_recorded",
     "pending_list",
+    "unknown_graph",
     "unknown_request",
     "human_duration",
     "refused",
@@ -46,6 +48,7 @@ __all__ = [
     "request_not_posted",
     "run_cancelled",
     "run_failed",
+    "run_not_started",
     "run_finished",
     "run_started",
     "run_stopped",
@@ -83,10 +86,6 @@ def slack_time(at: datetime) -> str:
 
 def timeout_reason(timeout: timedelta) -> str:
     return f"no decision within {human_duration(timeout)}"
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def run_started(*, run_id: str, graph: str) -> str:
@@ -134,6 +133,23 @@ def usage(graphs: list[tuple[str, str]]) -> str:
     )
 
 
+def unknown_graph(name: str, *, suggestion: str | None,
+                  graphs: list[tuple[str, str]]) -> str:
+    """A graph name nobody registered: the close one it was likely meant to be, or them all."""
+    said = f"I don't know a graph called {code(name)}."
+    if suggestion is not None:
+        return f"{said} Did you mean {code(suggestion)}?"
+    return f"{said}\n{usage(graphs)}"
+
+
+def needs_task(graph: str) -> str:
+    return f"Tell {code(graph)} what to do: `/signoff {untrusted(graph)} <task>`."
+
+
+def run_not_started(*, run_id: str) -> str:
+    return f"Run {code(run_id)} could not be started; nothing was done."
+
+
 _VERB = {
     RequestStatus.APPROVED: "approved",
     RequestStatus.REJECTED: "rejected",
@@ -164,7 +180,7 @@ def pending_list(requests: list[ApprovalRequest], *, total: int | None = None) -
     if not total:
         return "Nothing is waiting for approval."
     shown = requests[:PENDING_SHOWN]
-    lines = [f"{_plural(total, 'request')} waiting for approval:"]
+    lines = [f"{counted(total, 'request')} waiting for approval:"]
     for r in shown:
         votes = f", {len(r.votes)} of {r.approvals_required}" if r.approvals_required > 1 else ""
         lines.append(f"• {code(r.run_id)} {untrusted(r.action.title)} ({r.tier}{votes}), "
@@ -333,7 +349,7 @@ def nudged() -> str:
 def nudge_too_soon(wait: timedelta) -> str:
     seconds = max(1, int(wait.total_seconds() + 0.999))
     minutes = (seconds + 59) // 60
-    left = _plural(minutes, "minute") if seconds >= 60 else _plural(seconds, "second")
+    left = counted(minutes, "minute") if seconds >= 60 else counted(seconds, "second")
     return f"The approvers were nudged recently. You can nudge again in {left}."
 
 

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from bot.interrupts import ReviewItem
 from bot.models import ActionSpec, ApprovalRequest, RequestStatus, Run
 from bot.policy import Policy, Tier, TierWhy
+from bot.text import counted
 
 __all__ = ["MAX_TIMEOUT", "PauseTerms", "build_request", "pause_terms"]
 
@@ -71,7 +72,7 @@ def _approvers(asked: str | None, *, tier: Tier, policy: Policy, ignored: list[s
     if not policy.narrower_role(asked, than=tier.approvers):
         why = f"its members are not all in the tier's role {tier.approvers!r}"
     elif not policy.can_give(asked, max(tier.approvals, 1)):
-        why = f"too few members for {tier.approvals} approvals"
+        why = f"too few members for {counted(tier.approvals, 'approval')}"
     else:
         return asked
     ignored.append(_ignored("approvers", asked, why, kept=f"role {tier.approvers!r}"))

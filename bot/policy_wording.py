@@ -8,6 +8,8 @@ from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
+from bot.text import counted
+
 __all__ = [
     "A_ROLE_LIST", "FLOOR_NEEDS_NOBODY", "MISSING_APPROVALS", "MISSING_GRAPH_TIER", "NOT_UTF8",
     "REFUSE_ELSEWHERE", "REFUSE_WITHOUT_MINIMUM", "and_", "approve_irreversible", "inherited",
@@ -103,12 +105,12 @@ def not_a_member(entry: str) -> str:
 def _members(role: str, members: tuple[str, ...]) -> str:
     if not members:
         return f"role {quote(role)} has no members"
-    has = f"{len(members)} member{'s' if len(members) != 1 else ''}"
+    has = counted(len(members), "member")
     return f"role {quote(role)} has only {has} ({', '.join(members)})"
 
 
 def too_few_members(approvals: int, role: str, members: tuple[str, ...]) -> str:
-    needs = f"needs {approvals} approval{'s' if approvals != 1 else ''}"
+    needs = f"needs {counted(approvals, 'approval')}"
     return f"{needs} but {_members(role, members)}"
 
 

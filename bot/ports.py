@@ -55,3 +55,8 @@ class Directory(Protocol):
     async def members(self, entries: tuple[str, ...]) -> frozenset[str] | None:
         """The user IDs the entries name; None when "*" (anyone) is among them."""
         ...
+
+    async def display_name(self, user_id: str) -> str:
+        """The name people know `user_id` by, for text where a `<@…>` mention cannot render
+        (plain_text fields, a graph's own words); the ID itself when Slack cannot say."""
+        ...

@@ -80,8 +80,11 @@ def registry_for(settings: Settings) -> GraphRegistry:
     """The bundled graphs plus those SIGNOFF_GRAPHS names; raises GraphLoadError."""
     registry = default_registry()
     for spec in parse_graphs(settings.signoff_graphs):
-        if spec.name in registry:
-            raise GraphLoadError(spec.name, "that name is already taken by a bundled graph")
+        if spec.name in registry:  # case-insensitive: `Deploy` would shadow `deploy`
+            taken = registry.get(spec.name).name
+            same = "" if taken == spec.name else " (graph names are case-insensitive)"
+            raise GraphLoadError(spec.name, f"that name is already taken by the graph "
+                                 f"{taken!r}{same}")
         registry.register(spec)
     return registry
 

@@ -47,7 +47,9 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["code", "cut", "decode_command_text", "mention", "plain", "untrusted"]
+__all__ = [
+    "code", "counted", "cut", "decode_command_text", "mention", "plain", "untrusted",
+]
 
 _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 _MARKS = {"*": "\u2217", "_": "\u02cd", "~": "\u223c"}
@@ -142,3 +144,12 @@ def cut(text: str, limit: int, *, markup: bool = True) -> str:
         if lt != -1 and ">" not in head[lt:]:
             head = head[:lt]
     return head + "…"
+
+
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """A count with its noun agreeing: "1 request", "2 requests", "0 requests".
+
+    The one place a number meets a noun in what a person reads, so nothing says
+    "request(s)"; `plural` is for nouns that do not just take an "s" ("2 replies").
+    """
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"

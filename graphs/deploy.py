@@ -67,6 +67,11 @@ def _environment(task: str) -> str:
     return "development"
 
 
+def _who(review: dict[str, Any]) -> str | None:
+    """The reviewer as people know them (a name; the ID only when no name came with it)."""
+    return review.get("reviewer_name") or review.get("reviewer")
+
+
 def simulate_deploy(plan: str) -> str:
     """The default executor: it describes the deploy; real teams pass their own."""
     return f"Executed: {plan}"
@@ -86,7 +91,7 @@ def build_deploy_graph(
             revisions.append(instructions)
             update["revisions"] = [instructions]
             update["history"] = [
-                f"Round {len(revisions)}: changes requested by {review.get('reviewer')}: "
+                f"Round {len(revisions)}: changes requested by {_who(review)}: "
                 f"{instructions}"
             ]
             update["review"] = {}
@@ -131,7 +136,7 @@ def build_deploy_graph(
         if review.get("outcome") == "timed_out":
             why = str(review.get("comment") or "no decision in time")
             return {"result": f"Not executed: {why} (timed out, nobody decided)."}
-        who = review.get("reviewer") or "a reviewer"
+        who = _who(review) or "a reviewer"
         comment = f": {review['comment']}" if review.get("comment") else ""
         return {"result": f"Not executed: rejected by {who}{comment}."}
 

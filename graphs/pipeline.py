@@ -10,6 +10,7 @@ from typing import Annotated, Any, Protocol, TypedDict
 
 from langgraph.graph import END, StateGraph
 
+from bot.text import counted
 from graphs.registry import GraphSpec
 
 __all__ = [
@@ -116,10 +117,12 @@ def _round(state: PipelineState, index: int) -> int:
 
 def _decided_by(review: Mapping[str, Any]) -> str:
     """Who gave the answer: every approver of an approval (a quorum), else the reviewer."""
-    people = ([str(a) for a in review.get("approvers") or []]
-              if review.get("outcome") == "approved" else [])
-    if review.get("reviewer") and str(review["reviewer"]) not in people:
-        people.append(str(review["reviewer"]))
+    approved = review.get("outcome") == "approved"
+    people = [str(a) for a in (review.get("approver_names") or review.get("approvers") or [])
+              if approved]
+    reviewer = review.get("reviewer_name") or review.get("reviewer")
+    if reviewer and str(reviewer) not in people:
+        people.append(str(reviewer))
     return ", ".join(people)
 
 
@@ -195,7 +198,9 @@ def build_pipeline(stages: Sequence[Stage]) -> StateGraph[PipelineState]:
             decision = {
                 "outcome": str(answer.get("outcome") or "missing"),
                 "reviewer": answer.get("reviewer"),
+                "reviewer_name": answer.get("reviewer_name"),
                 "approvers": list(answer.get("approvers") or []),
+                "approver_names": list(answer.get("approver_names") or []),
                 "comment": answer.get("comment"),
                 "decided_at": answer.get("decided_at"),
                 "request_id": answer.get("request_id"),
@@ -266,8 +271,8 @@ def _approval(
         "risk": stage.risk,
         "details": details,
         "reversible": stage.reversible,
-        "impact": (f"Approving passes this output to {following} more stage(s)." if following
-                   else "Approving makes this output the pipeline's result."),
+        "impact": (f"Approving passes this output to {counted(following, 'more stage')}."
+                   if following else "Approving makes this output the pipeline's result."),
         "step": index + 1,
         "total_steps": total,
         "history": list(state.get("history", [])),

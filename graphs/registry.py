@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +23,8 @@ class GraphSpec:
     should see under its state key `approval` (a plain dict: title, summary, risk, details,
     reversible, impact, step, total_steps, history; optionally risk_reason, approvers,
     timeout_seconds, on_timeout) and reads the human's answer from `feedback_key`
-    (`{"outcome", "reviewer", "approvers", "comment", "decided_at", "request_id"}`).
+    (`{"outcome", "reviewer", "reviewer_name", "approvers", "approver_names", "comment",
+    "decided_at", "request_id"}`; the IDs for logic, the names for words people read).
     """
 
     name: str
@@ -50,8 +52,14 @@ class UnknownGraphError(LookupError):
         self.known = known
 
 
+def _key(name: str) -> str:
+    """A name as the registry compares it: people type `Deploy` as often as `deploy`."""
+    return name.casefold()
+
+
 class GraphRegistry:
-    """Graphs by name, in the order they were registered."""
+    """Graphs by name, in the order they were registered; names are case-insensitive, so
+    two graphs may not differ by case alone (nobody could tell which one they started)."""
 
     def __init__(self, specs: list[GraphSpec] | None = None) -> None:
         self._specs: dict[str, GraphSpec] = {}
@@ -59,28 +67,39 @@ class GraphRegistry:
             self.register(spec)
 
     def register(self, spec: GraphSpec) -> None:
-        if spec.name in self._specs:
+        taken = self._specs.get(_key(spec.name))
+        if taken is not None and taken.name == spec.name:
             raise ValueError(f"a graph named {spec.name!r} is already registered")
-        self._specs[spec.name] = spec
+        if taken is not None:
+            raise ValueError(f"a graph named {spec.name!r} differs from the graph "
+                             f"{taken.name!r} only by case, and graph names are "
+                             "case-insensitive; rename one of them")
+        self._specs[_key(spec.name)] = spec
 
     def get(self, name: str) -> GraphSpec:
+        """The graph called `name`, whatever its case."""
         try:
-            return self._specs[name]
+            return self._specs[_key(name)]
         except KeyError:
             raise UnknownGraphError(name, self.names()) from None
+
+    def suggest(self, name: str) -> str | None:
+        """The registered name closest to a mistyped one (`deplyo` → `deploy`), if any is."""
+        close = difflib.get_close_matches(_key(name), list(self._specs), n=1)
+        return self._specs[close[0]].name if close else None
 
     def describe(self) -> list[tuple[str, str]]:
         """Each graph's name and what it does, in the order registered."""
         return [(s.name, s.description) for s in self._specs.values()]
 
     def names(self) -> list[str]:
-        return list(self._specs)
+        return [s.name for s in self._specs.values()]
 
     def __iter__(self) -> Iterator[GraphSpec]:
         return iter(self._specs.values())
 
     def __contains__(self, name: object) -> bool:
-        return name in self._specs
+        return isinstance(name, str) and _key(name) in self._specs
 
 
 def default_registry() -> GraphRegistry:

@@ -35,7 +35,8 @@ async def test_workspace_team_asks_auth_test_once(directory: SlackDirectory,
 async def test_user_reads_users_info(directory: SlackDirectory) -> None:
     """users.info gives each user's own team, and whether they are a guest."""
     assert await directory.user("U0ALICE") == SlackUser(
-        id="U0ALICE", team_id="T0SIGNOFF", is_guest=False, is_bot=False, deleted=False)
+        id="U0ALICE", team_id="T0SIGNOFF", is_guest=False, is_bot=False, deleted=False,
+        name="alice")
     assert (await directory.user("U0GUEST")).is_guest
     assert (await directory.user("U0MALLORY")).team_id == "T0OTHER"
     with pytest.raises(SlackApiError):

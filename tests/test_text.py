@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from bot import text as text_module
-from bot.text import code, cut, decode_command_text, mention, plain, untrusted
+from bot.text import code, counted, cut, decode_command_text, mention, plain, untrusted
 
 # Characters Slack reads as markup, with letters, spaces and newlines around them.
 MARKUP = st.text(alphabet=st.sampled_from(list("<>&*_~`:@!|^#/. \n\taZ09-+'")), max_size=60)
@@ -170,3 +171,26 @@ def test_joined_with_our_text_no_shortcode_forms(left: str, right: str) -> None:
     """Untrusted text followed by our ": rejected" cannot complete an emoji shortcode."""
     assert not SHORTCODE.search(untrusted(left) + ": rejected")
     assert not SHORTCODE.search(untrusted(left) + " · " + untrusted(right))
+
+
+def test_a_count_agrees_with_its_noun() -> None:
+    """1 request, 2 requests, 0 requests; an irregular plural when given."""
+    assert counted(1, "request") == "1 request"
+    assert counted(2, "request") == "2 requests"
+    assert counted(0, "request") == "0 requests"
+    assert counted(3, "reply", "replies") == "3 replies"
+
+
+_QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'|`[^`]*`")  # the string literals of a line
+
+
+def test_no_text_says_a_noun_with_an_s_in_brackets() -> None:
+    """Nothing a person reads says "request(s)": counts go through `counted`."""
+    root = Path(__file__).resolve().parents[1]
+    found = [f"{path.relative_to(root)}:{n}: {line.strip()}"
+             for folder in ("bot", "graphs") for path in sorted((root / folder).rglob("*"))
+             if path.suffix in (".py", ".js", ".html")
+             for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+             if any(re.search(r"[a-z]\((s|es)\)", quoted) for quoted in _QUOTED.findall(line))
+             and "http(s)" not in line and "\"request(s)\"" not in line]
+    assert found == []

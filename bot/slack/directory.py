@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clock import Clock
 from bot.policy import ANYONE
 
 __all__ = ["SlackDirectory", "SlackUser"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -23,6 +27,7 @@ class SlackUser:
     is_guest: bool  # is_restricted (multi-channel) or is_ultra_restricted (single-channel)
     is_bot: bool
     deleted: bool
+    name: str = ""  # what people see: the profile's display name, else the real name
 
     @classmethod
     def from_api(cls, user: dict[str, Any]) -> SlackUser:
@@ -33,7 +38,16 @@ class SlackUser:
             is_guest=bool(user.get("is_restricted") or user.get("is_ultra_restricted")),
             is_bot=bool(user.get("is_bot")),
             deleted=bool(user.get("deleted")),
+            name=_display_name(user),
         )
+
+
+def _display_name(user: dict[str, Any]) -> str:
+    """Slack's own order: the display name someone chose, else their real name, else the
+    account's name."""
+    profile = user.get("profile") or {}
+    return str(profile.get("display_name") or profile.get("real_name")
+               or user.get("real_name") or user.get("name") or user.get("id") or "")
 
 
 class SlackDirectory:
@@ -66,6 +80,15 @@ class SlackDirectory:
         found = SlackUser.from_api(resp["user"])
         self._users[user_id] = (now + self._ttl.total_seconds(), found)
         return found
+
+    async def display_name(self, user_id: str) -> str:
+        """The name people know `user_id` by (users.info, cached); the ID if Slack cannot
+        say (a lookup failure must not stop a decision from reaching its run)."""
+        try:
+            return (await self.user(user_id)).name or user_id
+        except (SlackApiError, KeyError):
+            log.warning("could not look up a user's name", extra={"user": user_id})
+            return user_id
 
     async def is_member(
         self, entries: tuple[str, ...], user_id: str, *, guests: bool = False

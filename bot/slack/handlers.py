@@ -38,7 +38,7 @@ from bot.models import Outcome
 from bot.slack.directory import SlackDirectory
 from bot.slack.guard import workspace_guard
 from bot.slack.home_tabs import HomeTabs
-from bot.text import code, decode_command_text
+from bot.text import decode_command_text
 
 __all__ = ["ACK_BUDGET", "origin_channel", "register_handlers", "tell"]
 
@@ -131,16 +131,17 @@ def register_handlers(app: AsyncApp, *, gateway: Gateway, approval_channel: str 
         text = decode_command_text(str(command.get("text", "")))
         word, _, rest = text.strip().partition(" ")
         user, channel = command["user_id"], command["channel_id"]
-        if word in ("", "help"):
+        verb = word.casefold()  # `/signoff Pending` and `/signoff Deploy …` work too
+        if verb in ("", "help"):
             await ack(messages.usage(gateway.registry.describe()))
             return
-        if word == "pending":
+        if verb == "pending":
             await ack()
             await respond(messages.pending_list(
                 await gateway.store.pending_requests(limit=20),
                 total=await gateway.store.count_pending()))
             return
-        if word == "cancel":
+        if verb == "cancel":
             await ack()
             try:
                 text = await gateway.cancel(run_id=rest.strip(), user=user)
@@ -149,20 +150,21 @@ def register_handlers(app: AsyncApp, *, gateway: Gateway, approval_channel: str 
             await respond(text)
             return
         if word not in gateway.registry:
-            await ack(f"I don't know a graph called {code(word)}.\n"
-                      + messages.usage(gateway.registry.describe()))
+            await ack(messages.unknown_graph(word, suggestion=gateway.registry.suggest(word),
+                                             graphs=gateway.registry.describe()))
             return
+        graph = gateway.registry.get(word).name
         if not rest.strip():
-            await ack(f"Tell `{word}` what to do: `/signoff {word} <task>`.")
+            await ack(messages.needs_task(graph))
             return
         run_id = new_id("run")
-        await ack(messages.run_started(run_id=run_id, graph=word))
+        await ack(messages.run_started(run_id=run_id, graph=graph))
         try:
-            await gateway.start_run(graph=word, task=rest, requester=user, run_id=run_id,
+            await gateway.start_run(graph=graph, task=rest, requester=user, run_id=run_id,
                                     channel=approval_channel or channel)
         except Exception:
-            log.exception("could not start run", extra={"run_id": run_id, "graph": word})
-            await respond(f"Run `{run_id}` could not be started; nothing was done.")
+            log.exception("could not start run", extra={"run_id": run_id, "graph": graph})
+            await respond(messages.run_not_started(run_id=run_id))
 
     async def open_modal(action_id: str, request_id: str, user: str, channel: str | None,
                          body: dict[str, Any], client: AsyncWebClient) -> None:

@@ -166,7 +166,7 @@ def _review_newsletter(state: NewsletterState) -> NewsletterState:
         "list": "newsletter-weekly",
     })
     if answer["outcome"] != "approved":
-        return {"result": f"Not sent: {answer['outcome']} by {answer['reviewer']} "
+        return {"result": f"Not sent: {answer['outcome']} by {answer['reviewer_name']} "
                           f"({answer['comment']})"}
     RECORDER.record("newsletter", subject=state["task"])
     return {"result": f"Newsletter sent: {state['task']}"}

@@ -54,6 +54,6 @@ def test_reject_does_not_run_the_side_effect(
     request = start("newsletter", ISSUE)
     submit_text(emulator, open_modal(emulator, request, "signoff.reject"), "Typo in the title")
     assert "Rejected* by <@U0BOB>" in closed(emulator, request)
-    assert "finished: Not sent: rejected by U0BOB (Typo in the title)" \
+    assert "finished: Not sent: rejected by bob (Typo in the title)" \
         in in_thread(emulator, request, "finished")["text"]
     assert recorder.calls == []

@@ -69,3 +69,17 @@ def test_help_lists_the_loaded_graphs(
                  "• `parallel`: Fan-out: two branches, each asking for approval at the same time.",
                  "• `deploy`: "):
         assert line in help_text
+
+
+def test_a_graph_named_like_another_but_for_case_stops_serve(tmp_path: Path) -> None:
+    """`Deploy=…` beside the bundled `deploy`: exit 2, naming both and why."""
+    process = _serve("Deploy=tests.byo.graphs:batched_agent", tmp_path)
+    try:
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 2, stderr
+    assert ("SIGNOFF_GRAPHS entry 'Deploy': that name is already taken by the graph 'deploy' "
+            "(graph names are case-insensitive)") in stderr, stderr

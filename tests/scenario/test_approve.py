@@ -44,7 +44,7 @@ def test_reject_ends_the_run_without_executing(
     request = request_deploy("Ship api v2 to staging")
     reject(emulator, user="U0BOB", message=request, reason="not during the freeze")
     thread = emulator.wait_for(lambda: emulator.state.thread(APPROVALS, request["ts"]))
-    assert "Not executed: rejected by U0BOB: not during the freeze" in thread[-1]["text"]
+    assert "Not executed: rejected by bob: not during the freeze" in thread[-1]["text"]
     assert "Executed:" not in str(thread)
     updated = emulator.state.message(APPROVALS, request["ts"])
     assert updated is not None and buttons(updated) == []
@@ -72,7 +72,7 @@ def test_request_changes_then_approve_the_revised_plan(
         lambda: [m for m in emulator.state.thread(APPROVALS, request["ts"]) if buttons(m)],
         message="revised request posted in the thread")[-1]
     assert "Revision 1: canary 10% first" in str(revised["blocks"])
-    assert "changes requested by U0BOB" in str(revised["blocks"])
+    assert "changes requested by bob" in str(revised["blocks"])
     first = emulator.state.message(APPROVALS, request["ts"])
     assert first is not None and buttons(first) == []
     assert "Changes requested* by <@U0BOB>" in str(first["blocks"])

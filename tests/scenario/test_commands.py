@@ -83,3 +83,34 @@ def test_cancel_closes_the_request_and_only_the_requester_may(
         "text"]
     assert "is cancelled; only a paused run can be cancelled" in command(
         emulator, f"cancel {run.id}")
+
+
+def test_graph_names_and_words_are_case_insensitive(
+    emulator: EmulatorServer, start_bot: Callable[..., ThreadedBot],
+) -> None:
+    """`/signoff Deploy …` starts `deploy`; `HELP`, `Pending` and `Cancel` work as typed."""
+    bot = start_bot()
+    assert "`deploy`" in command(emulator, "HELP")
+    assert "Nothing is waiting for approval." in command(emulator, "Pending")
+    assert "There is no run `run-nope`" in command(emulator, "Cancel run-nope")
+    assert "Tell `deploy` what to do" in command(emulator, "DEPLOY")
+    started = command(emulator, "Deploy Ship api v2 to staging")
+    assert "of `deploy`" in started, started
+    request = emulator.wait_for(lambda: emulator.state.messages(APPROVALS),
+                                message="approval request posted")[-1]
+    assert "Approval needed" in request["text"]
+    [run] = bot.call(lambda: bot.service.store.list_runs())
+    assert run.graph == "deploy"
+
+
+def test_a_mistyped_graph_gets_the_close_name_and_a_far_one_the_list(
+    emulator: EmulatorServer, start_bot: Callable[..., ThreadedBot],
+) -> None:
+    """`deplyo` is answered with "Did you mean `deploy`?"; `zzz` with every graph."""
+    bot = start_bot()
+    close = command(emulator, "deplyo Ship api to staging")
+    assert close == "I don't know a graph called `deplyo`. Did you mean `deploy`?"
+    far = command(emulator, "zzz Ship api to staging")
+    assert far.startswith("I don't know a graph called `zzz`.\nUsage:"), far
+    assert "• `deploy`: " in far and "• `email`: " in far and "Did you mean" not in far
+    assert bot.call(lambda: bot.service.store.list_runs()) == []

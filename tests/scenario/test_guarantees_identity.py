@@ -128,7 +128,7 @@ def test_a_modal_is_accepted_only_from_the_user_it_was_opened_for(
     assert decisions(bot) == []
 
     reject(emulator, user="U0BOB", message=request, reason="not today")
-    assert "finished: Not executed: rejected by U0BOB: not today" in result_in_thread(
+    assert "finished: Not executed: rejected by bob: not today" in result_in_thread(
         emulator, request["ts"])
     assert decisions(bot) == [("decision", "U0BOB")]
 

@@ -64,7 +64,7 @@ def test_each_stage_is_reviewed_in_one_thread_by_its_own_approvers(
     assert tone["text"] == "Approval needed (medium): Stage 2 of 3: Tone Review"
     shown = str(tone["blocks"])
     assert f"Reviewed: Draft email about: {TASK} [Tone: Professional]" in shown
-    assert f"Draft: approved by U0BOB [output: Draft email about: {TASK}]" in shown
+    assert f"Draft: approved by bob [output: Draft email about: {TASK}]" in shown
     assert "Approved* by <@U0BOB>" in closed(emulator, draft)
 
     click_expecting(emulator, user="U0BOB", message=tone, action_id="signoff.approve",
@@ -103,14 +103,14 @@ def test_changes_requested_twice_then_approved(
     shown = str(first["blocks"])
     assert "Stage 1 of 3: Draft (revision 1)" in shown
     assert f"Draft email about: {TASK}\\nRevision 1: Keep it short" in shown
-    assert "Draft: changes requested by U0BOB: Keep it short" in shown
+    assert "Draft: changes requested by bob: Keep it short" in shown
 
     request_changes(emulator, user="U0CAROL", message=first, instructions="Name the date")
     second = open_in_thread(emulator, draft["ts"], nth=2)
     shown = str(second["blocks"])
     assert "Stage 1 of 3: Draft (revision 2)" in shown
     assert "Revision 1: Keep it short\\nRevision 2: Name the date" in shown
-    assert "Draft (round 2): changes requested by U0CAROL: Name the date" in shown
+    assert "Draft (round 2): changes requested by carol: Name the date" in shown
 
     approve(emulator, "U0BOB", second)
     tone = open_in_thread(emulator, draft["ts"], nth=3)
@@ -137,7 +137,7 @@ def test_reject_at_tone_review_stops_the_pipeline(
     tone = open_in_thread(emulator, draft["ts"])
     reject(emulator, user="U0ERIN", message=tone)
     result = result_in_thread(emulator, draft["ts"])
-    assert result.endswith("finished: Stopped at stage Tone Review: rejected by U0ERIN")
+    assert result.endswith("finished: Stopped at stage Tone Review: rejected by erin")
     assert "Rejected* by <@U0ERIN>" in closed(emulator, tone)
     assert "Best regards" not in str(emulator.state.thread(APPROVALS, draft["ts"]))
     bot.idle()
@@ -230,7 +230,7 @@ def test_reject_with_a_reason_names_it_in_the_result(
     emulator.client.submit_view(user="U0ERIN", view_id=view["id"],
                                 values={"instructions": {"instructions_input": "too casual"}})
     assert result_in_thread(emulator, draft["ts"]).endswith(
-        "finished: Stopped at stage Tone Review: rejected by U0ERIN: too casual")
+        "finished: Stopped at stage Tone Review: rejected by erin: too casual")
 
 
 def test_a_stage_naming_an_undefined_role_is_not_left_unapprovable(

@@ -165,7 +165,7 @@ def test_a_reject_ends_a_quorum_request_at_once(
     click_expecting(emulator, user="U0CAROL", message=request, action_id="signoff.approve",
                     says="Your approval is recorded (1 of 2)")
     reject(emulator, user="U0DAVE", message=request)
-    assert "finished: Not executed: rejected by U0DAVE." in finished(emulator, request)
+    assert "finished: Not executed: rejected by dave." in finished(emulator, request)
     done = emulator.state.message(APPROVALS, request["ts"])
     assert done is not None and not buttons(done)
     assert "Rejected* by <@U0DAVE>" in str(done["blocks"])

@@ -33,13 +33,27 @@ function channelName(id) {
   return c ? c.name : id;
 }
 
-// A few emoji shortcodes the bot uses; others show as text, as in a client without them.
+// Emoji shortcodes as characters: every one the bot uses (a test checks), and common ones;
+// others show as text, as in a client without them.
 const EMOJI = {
   white_check_mark: "✅", no_entry: "⛔", no_entry_sign: "🚫", pencil2: "✏️", pencil: "📝",
-  hourglass: "⌛", ghost: "👻", x: "❌", red_circle: "🔴", large_orange_circle: "🟠",
-  large_yellow_circle: "🟡", large_green_circle: "🟢", busts_in_silhouette: "👥",
-  speech_balloon: "💬", fast_forward: "⏩", warning: "⚠️",
+  hourglass: "⌛", hourglass_flowing_sand: "⏳", ghost: "👻", x: "❌", red_circle: "🔴",
+  large_orange_circle: "🟠", large_yellow_circle: "🟡", large_green_circle: "🟢",
+  large_blue_circle: "🔵", busts_in_silhouette: "👥", bust_in_silhouette: "👤",
+  speech_balloon: "💬", fast_forward: "⏩", warning: "⚠️", heavy_check_mark: "✔️",
+  white_circle: "⚪", black_circle: "⚫", lock: "🔒", unlock: "🔓", key: "🔑", bell: "🔔",
+  eyes: "👀", rocket: "🚀", tada: "🎉", thumbsup: "👍", "+1": "👍", thumbsdown: "👎",
+  "-1": "👎", wave: "👋", clap: "👏", pray: "🙏", fire: "🔥", bulb: "💡", memo: "📝",
+  mag: "🔍", link: "🔗", clock1: "🕐", alarm_clock: "⏰", stopwatch: "⏱️", calendar: "📆",
+  information_source: "ℹ️", question: "❓", exclamation: "❗", heavy_plus_sign: "➕",
+  heavy_minus_sign: "➖", arrow_right: "➡️", arrows_counterclockwise: "🔄", repeat: "🔁",
+  package: "📦", gear: "⚙️", wrench: "🔧", hammer: "🔨", shield: "🛡️", robot_face: "🤖",
+  email: "📧", envelope: "✉️", inbox_tray: "📥", outbox_tray: "📤", ship: "🚢",
+  construction: "🚧", rotating_light: "🚨", sparkles: "✨", star: "⭐", smile: "😄",
+  slightly_smiling_face: "🙂", thinking_face: "🤔", ok_hand: "👌", raised_hand: "✋",
+  stop_sign: "🛑", checkered_flag: "🏁", chart_with_upwards_trend: "📈", bar_chart: "📊",
 };
+const emojify = (html) => html.replace(/:([a-z0-9_+-]+):/g, (all, name) => EMOJI[name] || all);
 
 // Slack's date token, shown in the reader's own time zone as Slack does.
 function slackDate(epoch, fallback) {
@@ -51,7 +65,7 @@ function slackDate(epoch, fallback) {
 function mrkdwn(text) {
   return escapeHtml(text)
     .replace(/&lt;!date\^(\d+)\^[^|&]*\|([^&]*)&gt;/g, (_, epoch, fb) => slackDate(epoch, fb))
-    .replace(/:([a-z0-9_]+):/g, (all, name) => EMOJI[name] || all)
+    .replace(/:([a-z0-9_+-]+):/g, (all, name) => EMOJI[name] || all)
     .replace(/`([^`\n]+)`/g, "<code>$1</code>")
     .replace(/&lt;@([UW][A-Z0-9]+)(?:\|[^&]*)?&gt;/g,
       (_, id) => `<span class="mention">@${escapeHtml(userName(id))}</span>`)
@@ -98,15 +112,31 @@ document.addEventListener("click", (ev) => {
 
 function textObj(t) {
   if (!t) return h("span");
-  return t.type === "mrkdwn" ? h("span", { html: mrkdwn(t.text) })
-    : h("span", { html: escapeHtml(t.text).replace(/\n/g, "<br>") });
+  if (t.type === "mrkdwn") return h("span", { html: mrkdwn(t.text) });
+  const shown = escapeHtml(t.text).replace(/\n/g, "<br>");
+  return h("span", { html: t.emoji === false ? shown : emojify(shown) });  // as Slack does
+}
+
+// Slack lays a context block's elements side by side with space between: never run together.
+function contextBlock(b) {
+  const parts = b.elements.map((e) => h("span", { class: "context-el" },
+    e.type === "image" ? `[${e.alt_text}]` : textObj(e)));
+  return h("div", { class: "context" }, parts.flatMap((p, i) => i ? [" ", p] : [p]));
+}
+
+// An empty channel says what to type, so a first visit is not a blank page.
+function emptyHint() {
+  const example = "/signoff deploy Ship api v2 to production";
+  return h("div", { class: "empty-hint" }, "No messages yet. Try ",
+    h("code", { onclick: () => { $("command").value = example; $("command").focus(); } },
+      example), ".");
 }
 
 function button(el, ctx) {
   return h("button", {
     class: `el ${el.style || ""}`, type: "button", "data-action-id": el.action_id || "",
     onclick: () => click(el, ctx),
-  }, el.text?.text || "");
+  }, el.text ? textObj(el.text) : "");
 }
 
 function renderBlock(b, ctx) {
@@ -118,8 +148,7 @@ function renderBlock(b, ctx) {
       b.fields ? h("div", { class: "fields" }, b.fields.map((f) => h("div", {}, textObj(f))))
         : null,
       b.accessory?.type === "button" ? button(b.accessory, ctx) : null);
-    case "context": return h("div", { class: "context" },
-      b.elements.map((e) => e.type === "image" ? `[${e.alt_text}] ` : textObj(e)));
+    case "context": return contextBlock(b);
     case "actions": return h("div", { class: "actions" },
       b.elements.filter((e) => e.type === "button").map((e) => button(e, ctx)));
     case "image": return h("div", { class: "context" }, `[image: ${b.alt_text}]`);
@@ -177,7 +206,8 @@ function render() {
     .sort((a, b) => parseFloat(a.ts) - parseFloat(b.ts));
   const box = $("messages");
   const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
-  box.replaceChildren(...items.map((m) => renderMessage(m, { ts: m.ts })));
+  box.replaceChildren(...(items.length ? items.map((m) => renderMessage(m, { ts: m.ts }))
+    : [emptyHint()]));
   if (atBottom) box.scrollTop = box.scrollHeight;
   const failure = d.failures[0];
   if (failure) setStatus(`last request to the bot failed: ${failure.error || "HTTP " + failure.status}`);
