@@ -138,7 +138,7 @@ def test_a_phone_needs_no_sideways_scroll_and_reaches_the_composer(
     composer on screen and working."""
     long_task = "Ship api v2 to production " + "with-a-very-long-unbroken-flag-name" * 4
     post(emulator, replace(_request(), action=replace(ACTION, summary=long_task)))
-    expect(phone.get_by_role("button", name="Approve")).to_be_visible()
+    expect(phone.get_by_role("button", name="Approve", exact=True)).to_be_visible()
     width = phone.evaluate("() => document.documentElement.scrollWidth")
     assert width <= 390, f"the page is {width} px wide at 390 px"
     nav, main = phone.locator("nav").bounding_box(), phone.locator("main").bounding_box()

@@ -157,6 +157,6 @@ def test_reject_from_home_opens_its_modal_and_the_run_is_rejected(
     assert response.status_code == 200, response.text
     thread = emulator.wait_for(lambda: [m for m in emulator.state.thread(APPROVALS, message["ts"])
                                         if "Not executed" in m["text"]])
-    assert "rejected by U0BOB: not during the freeze" in thread[-1]["text"]
+    assert "rejected by bob: not during the freeze" in thread[-1]["text"]
     bob = wait_home(emulator, "U0BOB", shows="Nothing is waiting on you.")
     assert "Rejected* by <@U0BOB>" in section(bob, "Recently decided")

@@ -109,7 +109,7 @@ def test_two_rejections_needed_end_the_request_at_the_second(
     bot.idle()
     assert executions.calls == []
     reject(emulator, user="U0CAROL", message=voted, reason="agreed")
-    assert "finished: Not executed: rejected by U0CAROL: agreed." in result_in_thread(
+    assert "finished: Not executed: rejected by carol: agreed." in result_in_thread(
         emulator, request["ts"])
     done = emulator.state.message(APPROVALS, request["ts"])
     assert done is not None and not buttons(done)
@@ -132,6 +132,6 @@ def test_one_rejection_still_ends_a_request_where_the_tier_says_one(
     request = request_deploy(PRODUCTION)
     assert "Rejections" not in str(request["blocks"])
     reject(emulator, user="U0BOB", message=request)
-    assert "finished: Not executed: rejected by U0BOB." in result_in_thread(
+    assert "finished: Not executed: rejected by bob." in result_in_thread(
         emulator, request["ts"])
     assert executions.calls == []

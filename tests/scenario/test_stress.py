@@ -147,7 +147,10 @@ def test_every_request_ends_exactly_once_under_interleaved_clicks(
         seen = emulator.wait_for(
             lambda: next((m for m in emulator.state.messages(APPROVALS)
                           if f"Task*\\n{task}" in json.dumps(m.get("blocks"))), None),
-            timeout=5, message=f"request for {task!r} posted")
+            # 20 runs start within a second on 2 cores, and each now also refreshes Home
+            # tabs and DMs its requester when it ends: the last requests are posted 5-7 s
+            # in (measured). Waiting here is not what this test checks; the outcomes are.
+            timeout=10, message=f"request for {task!r} posted")
         assert buttons(seen)
         for wave in SCRIPTS[plan[task]][1]:
             list(clicks.map(lambda c: click(c[0], c[1], seen), wave))
