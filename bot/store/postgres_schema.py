@@ -19,6 +19,7 @@ from bot.models import (
     RunStatus,
     Vote,
 )
+from bot.store.postgres_grants import MIGRATION as GRANTS_MIGRATION
 
 __all__ = [
     "AUDIT_COLUMNS",
@@ -202,6 +203,8 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE signoff_votes ADD COLUMN against boolean NOT NULL DEFAULT false;
     """,
+    # Standing grants (bot.grants).
+    GRANTS_MIGRATION,
 )
 # After this migration's SQL, in its transaction: chain the entries it found (bot.audit).
 CHAIN_MIGRATION = 1
