@@ -160,3 +160,33 @@ def test_an_irreversible_action_is_never_offered_a_grant(
     request = request_deploy("Drop the cache tables in staging")
     assert "signoff.approve" in buttons(request)
     assert not [b for b in buttons(request) if b.startswith("signoff.grant")]
+
+
+def test_a_shadow_tier_posts_the_request_but_the_run_does_not_wait(
+    emulator: EmulatorServer, team_bot: Callable[[str], ThreadedBot],
+    request_deploy: Callable[..., dict[str, Any]], executions: Counter,
+) -> None:
+    """mode = "shadow": the request is posted saying so, the run finishes without a click;
+    a later click is recorded in the audit and changes nothing in the run."""
+    bot = team_bot('mode = "shadow"\n')
+    request = request_deploy(STAGING)
+    assert "Shadow:* this run did not wait; it went on as if approved." in str(
+        request["blocks"])
+    assert "finished: Executed" in finished(emulator, request)
+    assert [e.kind for e in bot.call(lambda: bot.service.store.audit())
+            if e.request_id is not None][-2:] == ["shadow", "resume"]
+    shown = emulator.state.message(APPROVALS, request["ts"])
+    assert shown is not None and "signoff.approve" in buttons(shown)
+    told = click(emulator, "U0BOB", request, "signoff.approve",
+                 ephemeral_says="shadow request")
+    assert "would have counted it" in told
+    told = click(emulator, "U0ALICE", request, "signoff.approve",
+                 ephemeral_says="shadow request")
+    assert "would have refused it (self approval)" in told
+    votes = entries(bot, "shadow_vote")
+    assert [(e.actor, e.detail) for e in votes] == [
+        ("U0BOB", "would count"), ("U0ALICE", "would be refused: self_approval")]
+    bot.call(bot.service.gateway.drain)
+    assert executions.calls == ["Deploy plan for: Ship api v2 to staging"]
+    assert len([m for m in emulator.state.thread(APPROVALS, request["ts"])
+                if " finished: " in m["text"]]) == 1
