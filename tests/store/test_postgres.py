@@ -56,7 +56,7 @@ async def test_replicas_setting_up_at_once_migrate_once(
     assert query(pg_database, "SELECT v FROM signoff_migrations ORDER BY v") == [
         (v,) for v in range(len(MIGRATIONS))]
     tables = query(pg_database, "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'signoff_%'")
-    assert tables == [(6,)]  # runs, requests, votes, audit, its chain head, migrations
+    assert tables == [(7,)]  # runs, requests, votes, audit, its chain head, grants, migrations
 
 
 @pytest.mark.parametrize("statement", [
