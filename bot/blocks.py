@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bot.messages import request_why, slack_time
+from bot.grant_blocks import grant_offer_blocks
+from bot.messages import SHADOW_NOTE, request_why, slack_time
 from bot.models import SYSTEM_ACTOR, ApprovalRequest, RequestStatus, Run
 from bot.text import code, cut, plain, untrusted
 from bot.text import mention as _mention
@@ -191,7 +192,8 @@ def request_message(
     """
     action = request.action
     risk = _RISK_BADGE.get(request.tier, request.tier.title())
-    open_ = request.status is RequestStatus.PENDING
+    shadow = bool(request.options.get("shadow"))  # its buttons stay: clicks are recorded
+    open_ = request.status is RequestStatus.PENDING or shadow
     title = f"Approval needed: {action.title}" if open_ else action.title
     if request.round > 1:
         title += f" (revision {request.round - 1})"
@@ -245,9 +247,13 @@ def request_message(
             f"rejections. {needed} more from a *different* approver rejects it.")})
     if open_ and mention:
         blocks.append({"type": "section", "text": _mrkdwn(f"Approvers: {mention}")})
+    if shadow:
+        blocks.append({"type": "section", "text": _mrkdwn(SHADOW_NOTE)})
     if open_:
         blocks.append(_buttons(request, confirm=confirm))
-        blocks.extend(_requester_controls(request, run=run))
+        if not shadow:  # the run did not wait: nothing to grant, nudge or cancel
+            blocks.extend(grant_offer_blocks(request, confirm=confirm))
+            blocks.extend(_requester_controls(request, run=run))
     else:
         blocks.extend(_outcome_blocks(request))
     text = (f"Approval needed ({request.tier}): {untrusted(action.title)}" if open_

@@ -16,6 +16,7 @@ from pydantic_core import ErrorDetails
 
 from bot.config import Settings
 from bot.logs import configure_logging
+from bot.models import Grant
 
 __all__ = ["app", "main"]
 
@@ -313,8 +314,21 @@ def policy_explain(
         typer.echo(f"signoff policy explain: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"policy: {path or 'the built-in default'}")
-    for line in explain(policy, spec, " ".join(task)):
+    grants = (asyncio.run(_active_grants(settings.signoff_database))
+              if "signoff_database" in settings.model_fields_set else None)
+    for line in explain(policy, spec, " ".join(task), grants):
         typer.echo(line)
+
+
+async def _active_grants(database: str) -> list[Grant]:
+    """The standing grants active now, read from the store at `database`."""
+    from bot.store import open_store
+
+    store = await open_store(database)
+    try:
+        return await store.active_grants(datetime.now(UTC))
+    finally:
+        await store.close()
 
 
 def main() -> None:

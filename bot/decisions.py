@@ -13,9 +13,18 @@ from bot.clock import Clock
 from bot.evidence import decision_evidence
 from bot.interrupts import edit_problems
 from bot.metrics import Metrics
-from bot.models import SYSTEM_ACTOR, ApprovalRequest, AuditEntry, Outcome, RequestStatus, Run
+from bot.models import (
+    SYSTEM_ACTOR,
+    ApprovalRequest,
+    AuditEntry,
+    Grant,
+    Outcome,
+    RequestStatus,
+    Run,
+)
 from bot.policy import Policy, Refusal, check_decision, may_decide
 from bot.ports import Directory, Notifier
+from bot.shadow import shadow_click
 from bot.store import ApprovalStore, Decision
 from bot.threads import GraphThreads, item_digest, still_paused_at
 
@@ -77,6 +86,11 @@ class Decisions:
         if found is None:
             return None, None, self._refuse("unknown_request", messages.unknown_request())
         request, run = found
+        if request.options.get("shadow"):
+            # Recorded for what the rule would ask; the run went on and nothing changes.
+            return request, run, DecisionReply(True, await shadow_click(
+                store=self._store, directory=self._directory, policy=self._policy,
+                clock=self._clock, request=request, run=run, user=user, outcome=outcome))
         if request.status is not RequestStatus.PENDING:
             return request, run, self._refuse("already_decided",
                                               messages.already_decided(request))
@@ -133,8 +147,10 @@ class Decisions:
         outcome: Outcome,
         comment: str | None = None,
         edited_args: dict[str, Any] | None = None,
+        grant: tuple[Grant, AuditEntry] | None = None,
     ) -> DecisionReply:
         """A person's click: checked, recorded exactly once, then the run is resumed.
+        With `grant` (an approval only), that grant and its entry are written with it.
 
         Two store round trips on the way to the ack: one read (request and run), one
         compare-and-set (a vote on a quorum may take a second write)."""
@@ -144,7 +160,7 @@ class Decisions:
             return refusal
         assert request is not None and run is not None
         return await self._apply(request, run, outcome=outcome, actor=user, comment=comment,
-                                 edited_args=edited_args)
+                                 edited_args=edited_args, grant=grant)
 
     async def edit_errors(self, request: ApprovalRequest, args: dict[str, Any]) -> dict[str, str]:
         """Why edited tool arguments would be refused, by argument name; empty when fine.
@@ -213,6 +229,7 @@ class Decisions:
         actor: str,
         comment: str | None,
         edited_args: dict[str, Any] | None = None,
+        grant: tuple[Grant, AuditEntry] | None = None,
     ) -> DecisionReply:
         """Record a person's decision (compare-and-set, with its audit entry), hand it on.
 
@@ -251,7 +268,9 @@ class Decisions:
                 return DecisionReply(True, messages.vote_recorded(vote.request))
         result = await self._store.decide(
             request_id, outcome=outcome, actor=actor, at=now, comment=comment,
-            edited_args=edited_args, audit=audit, also=() if quorum else fast,
+            edited_args=edited_args, audit=audit,
+            also=(() if quorum else fast) + (() if grant is None else (grant[1],)),
+            grant=None if grant is None else grant[0],
             with_vote=outcome is Outcome.APPROVED and request.approvals_required == 1)
         if result.lost:
             if (request.approvals_required > 1 and outcome is Outcome.APPROVED

@@ -58,6 +58,7 @@ def action_from_payload(payload: Mapping[str, Any], *, title: str, risk: str) ->
         "timeout_seconds": take.number("timeout_seconds"),
         "on_timeout": take.typed("on_timeout", str, None),
         "risk_reason": take.typed("risk_reason", str, None) or None,
+        "grant_key": tuple(take.strings("grant_key")),
     }
     shown = {str(k): v for k, v in take.mapping("details").items()} | take.rest
     details = {k: _short(v, _MAX_PAYLOAD_VALUE) for k, v in shown.items()}

@@ -4,11 +4,13 @@ posted; the graph's own `assess` says what its pause would ask for."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bot.describe import action_from_payload
+from bot.grant_rules import grant_offer
 from bot.messages import human_duration, tier_why
+from bot.models import ActionSpec, Grant
 from bot.pauses import pause_terms
 from bot.policy import ANYONE, Policy, Tier, TierWhy
 from bot.text import counted
@@ -16,7 +18,7 @@ from graphs.registry import GraphSpec
 
 __all__ = ["explain", "summary"]
 
-GRANTS = "standing grants: not configured (signoff has no standing grants yet)"
+NO_GRANTS = "standing grants: none apply: the graph does not pause for this task"
 
 
 def summary(policy: Policy, *, source: str) -> str:
@@ -27,9 +29,11 @@ def summary(policy: Policy, *, source: str) -> str:
             f"; pause tier {policy.pause_tier}; version {policy.version()[:12]}")
 
 
-def explain(policy: Policy, spec: GraphSpec, task: str) -> list[str]:
+def explain(policy: Policy, spec: GraphSpec, task: str,
+            grants: Sequence[Grant] | None = None) -> list[str]:
     """For `task` on `spec`'s graph: the tier and why, who may approve, the timing, and
-    whether a standing grant applies; one line each."""
+    whether a standing grant applies (among the active `grants` given; None: the store was not
+    read, so it cannot tell); one line each."""
     head = [f"graph: {spec.name}", f"task: {task}"]
     if spec.assess is None:
         floor = policy.tier(policy.pause_floor(spec.name))
@@ -40,13 +44,14 @@ def explain(policy: Policy, spec: GraphSpec, task: str) -> list[str]:
             f"its pauses get at least {why}",
             *_terms(policy, floor, approvers=floor.approvers, timeout=floor.timeout,
                     on_timeout=floor.on_timeout),
-            GRANTS,
+            _mode(floor),
+            "standing grants: cannot tell: the graph says what its action is only when it runs",
         ]
     asked = spec.assess(task)
     if asked is None:
         return head + ["tier: none: the graph does not pause for this task",
-                       "why: the graph runs it without asking anyone", GRANTS]
-    return head + _paused(policy, spec, asked)
+                       "why: the graph runs it without asking anyone", NO_GRANTS]
+    return head + _paused(policy, spec, asked, grants)
 
 
 def _floor_why(policy: Policy, spec: GraphSpec, floor: Tier) -> TierWhy:
@@ -54,7 +59,8 @@ def _floor_why(policy: Policy, spec: GraphSpec, floor: Tier) -> TierWhy:
                    else "pause_floor")
 
 
-def _paused(policy: Policy, spec: GraphSpec, asked: Mapping[str, Any]) -> list[str]:
+def _paused(policy: Policy, spec: GraphSpec, asked: Mapping[str, Any],
+            grants: Sequence[Grant] | None) -> list[str]:
     action = action_from_payload(asked, title=spec.name, risk=spec.risk)
     terms = pause_terms(graph=spec.name, action=action, policy=policy)
     return [
@@ -62,8 +68,39 @@ def _paused(policy: Policy, spec: GraphSpec, asked: Mapping[str, Any]) -> list[s
         f"why: {tier_why(terms.why, graph=spec.name, slack=False)}",
         *_terms(policy, terms.tier, approvers=terms.approvers, timeout=terms.timeout,
                 on_timeout=terms.on_timeout),
-        GRANTS,
+        _mode(terms.tier),
+        _grants_line(spec.name, terms.tier, action, grants),
     ]
+
+
+def _mode(tier: Tier) -> str:
+    if tier.shadow:
+        return ("mode: shadow: the request is posted and votes recorded, but the run does "
+                "not wait; it goes on as if approved")
+    return "mode: enforce: the run waits for the decision"
+
+
+def _grants_line(graph: str, tier: Tier, action: ActionSpec,
+                 grants: Sequence[Grant] | None) -> str:
+    """Whether a standing grant would approve this request without a pause."""
+    if tier.grants is None:
+        return f"standing grants: not allowed on tier {tier.name} (it sets no grants)"
+    offer = grant_offer(tier, action).get("grant")
+    if offer is None:
+        why = ("the action cannot be undone" if not action.reversible
+               else "the graph names no grant key for this action")
+        return f"standing grants: none can apply: {why}"
+    allowed = f"allowed up to {human_duration(tier.grants)}"
+    if grants is None:
+        return (f"standing grants: {allowed}; cannot tell whether one applies now (set "
+                "SIGNOFF_DATABASE to read the store)")
+    found = next((g for g in grants
+                  if (g.graph, g.tier, g.key) == (graph, tier.name, offer["key"])), None)
+    if found is None:
+        return f"standing grants: {allowed}; no active grant applies, so it is asked as usual"
+    return (f"standing grants: grant {found.id} by {found.granter} applies until "
+            f"{found.expires_at:%Y-%m-%d %H:%M} UTC: approved without a pause (unless "
+            f"{found.granter} requested it and self-approval is off)")
 
 
 def _terms(policy: Policy, tier: Tier, *, approvers: str, timeout: Any,

@@ -28,6 +28,7 @@ from bot.claims import Holder, is_dead_local_owner, new_owner
 from bot.clock import Clock
 from bot.decisions import DecisionReply, Decisions
 from bot.errors import InvalidCommandError, UnknownRoleError
+from bot.grants import Grants
 from bot.interrupts import NoSafeDefault, ReviewItem, feedback, resume_value
 from bot.metrics import Metrics
 from bot.models import (
@@ -45,6 +46,7 @@ from bot.nudges import Nudges, may_cancel
 from bot.pauses import build_request
 from bot.policy import Policy
 from bot.ports import Directory, Notifier
+from bot.shadow import SHADOW_COMMENT
 from bot.store import ApprovalStore, Claim, Decision, LostClaimError, StepEnd, Taken
 from bot.threads import GraphThreads, checkpoint_of, item_digest, parent_of, result_of
 from graphs.registry import GraphRegistry
@@ -129,6 +131,8 @@ class Gateway:
                                              hold=lease)
         self.nudges = Nudges(store=store, policy=policy, notifier=notifier,
                              directory=directory, clock=clock)
+        self.grants = Grants(store=store, decisions=self.decisions, policy=policy,
+                             directory=directory, clock=clock, ids=ids, metrics=self._metrics)
 
     @property
     def store(self) -> ApprovalStore:
@@ -312,7 +316,7 @@ class Gateway:
             await self._ask(work, state, settled)
             return  # all let through by the policy: the next step resumes the thread
         automatic = [r for r in here if r.status is RequestStatus.PENDING
-                     and not self._policy.tier(r.tier).pauses]
+                     and (not self._policy.tier(r.tier).pauses or r.options.get("shadow"))]
         if automatic:
             # The policy lets this tier through: decide on the record, go on holding the run.
             # (Made by `_ask` one commit earlier; a crash in between lands here again.)
@@ -451,7 +455,7 @@ class Gateway:
         automatic = [r for r in pending if not self._policy.tier(r.tier).pauses]
         if automatic:
             await self._approve_by_policy(work, automatic)
-        asked = [r for r in pending if r not in automatic]
+        asked = await self._use_grants(work, [r for r in pending if r not in automatic])
         if not asked:
             return  # all let through: the next step resumes the thread
         log.info("run paused for approval", extra={
@@ -460,18 +464,36 @@ class Gateway:
         for request in asked:
             holder.check()
             await self._post(work, request)
+        shadow = [r for r in asked if r.options.get("shadow")]
+        if shadow:
+            # Posted to show what the rule would ask; the run goes on as if approved.
+            await self._approve_by_policy(work, shadow)
+            if len(shadow) == len(asked):
+                return
         await self._end(work, StepEnd(status=RunStatus.PAUSED))
         raise _Stop
+
+    async def _use_grants(self, work: _Work,
+                          asked: list[ApprovalRequest]) -> list[ApprovalRequest]:
+        """Approve those a standing grant covers (each audited with the grant); the rest."""
+        used = await self.grants.use(work.run, [r for r in asked if not r.options.get("shadow")])
+        work.update([u.request for u in used])
+        for u in used:
+            await self._say(work.run, messages.approved_by_grant(u.grant))
+        done = {u.request.id for u in used}
+        return [r for r in asked if r.id not in done]
 
     async def _approve_by_policy(self, work: _Work,
                                  requests: Sequence[ApprovalRequest]) -> None:
         now, run = self._clock.now(), work.run
+        why = {r.id: SHADOW_COMMENT if r.options.get("shadow")
+               else f"tier {r.tier} needs no approval" for r in requests}
         results = await self._store.decide_many([Decision(
             request_id=r.id, outcome=Outcome.APPROVED, actor=SYSTEM_ACTOR, at=now,
-            comment=f"tier {r.tier} needs no approval",
-            audit=self._entry(run, kind="decision", actor=SYSTEM_ACTOR, outcome="approved",
-                              node=r.node, request_id=r.id,
-                              detail=f"tier {r.tier} needs no approval"))
+            comment=why[r.id],
+            audit=self._entry(run, kind="shadow" if r.options.get("shadow") else "decision",
+                              actor=SYSTEM_ACTOR, outcome="approved", node=r.node,
+                              request_id=r.id, detail=why[r.id]))
             for r in requests])
         work.update([r.request for r in results])
         self._metrics.decided([r.request for r in results if r.applied], outcome="auto")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from bot.models import ApprovalRequest, RequestStatus
+from bot.models import ApprovalRequest, Grant, Outcome, RequestStatus
 from bot.policy import Refusal, TierWhy
 from bot.text import code, counted, mention, untrusted
 
@@ -58,6 +58,11 @@ __all__ = [
     "timeout_reason",
     "usage",
     "vote_recorded",
+    # standing grants and shadow tiers
+    "GRANT_PROMPT", "SHADOW_NOTE", "approved_by_grant", "grant_created", "grant_detail",
+    "grant_confirm", "grant_label", "grant_not_active", "grant_not_offered", "grant_revoke_refused",
+    "grant_revoked", "grant_scope", "grant_too_long", "grant_used_detail", "grants_none",
+    "grant_line", "shadow_recorded",
 ]
 
 PENDING_SHOWN = 20  # rows `/signoff pending` lists; the rest are counted
@@ -128,7 +133,8 @@ def usage(graphs: list[tuple[str, str]]) -> str:
                        for name, description in graphs) or "none"
     return (
         "Usage: `/signoff <graph> <task>` starts a run, `/signoff pending` lists open "
-        "requests, `/signoff cancel <run id>` cancels a run you started, `/signoff help`.\n"
+        "requests, `/signoff cancel <run id>` cancels a run you started, `/signoff grants` lists "
+        "standing grants, `/signoff help`.\n"
         f"Graphs:\n{listed}"
     )
 
@@ -371,3 +377,87 @@ def nudge_before_posted() -> str:
 def nudge_not_posted(interval: timedelta) -> str:
     return ("The nudge is on record, but I could not post it in the request's thread; "
             f"you can nudge again in {human_duration(interval)}.")
+
+# -- standing grants and shadow tiers -------------------------------------------------------
+
+GRANT_PROMPT = "Approve and allow the same for:"
+SHADOW_NOTE = (":ghost: *Shadow:* this run did not wait; it went on as if approved. "
+               "Votes are recorded to show what the rule would ask.")
+
+
+def grant_scope(grant: Grant) -> str:
+    """`Environment: staging` — what the graph's rule key names (its values escaped)."""
+    return ", ".join(f"{untrusted(k)}: {untrusted(v)}" for k, v in grant.scope.items())
+
+
+def grant_label(seconds: int) -> str:
+    """A grant button's label."""
+    return f"Approve + {human_duration(timedelta(seconds=seconds))}"
+
+
+def grant_confirm(tier: str) -> str:
+    return (f"This approves this {tier} request and, until the grant expires, every one "
+            "like it without asking anyone. Go ahead?")
+
+
+def grant_detail(grant: Grant) -> str:
+    """A grant's audit detail (plain: the trail is not Slack)."""
+    scope = ", ".join(f"{k}={v}" for k, v in grant.scope.items())
+    return (f"grant {grant.id} by {grant.granter}: {grant.graph} / {grant.tier} / {scope} "
+            f"until {grant.expires_at.isoformat()}")
+
+
+def grant_used_detail(grant: Grant) -> str:
+    return f"approved by standing grant {grant.id} of {grant.granter}"
+
+
+def grant_created(grant: Grant) -> str:
+    return (f"Approved, and allowed the same ({grant_scope(grant)}, {grant.tier}) until "
+            f"{slack_time(grant.expires_at)}: grant {code(grant.id)}. "
+            "`/signoff grants` lists it, with Revoke.")
+
+
+def approved_by_grant(grant: Grant) -> str:
+    return (f":white_check_mark: Approved without a pause by {mention(grant.granter)}'s "
+            f"standing grant {code(grant.id)} ({grant_scope(grant)}), until "
+            f"{slack_time(grant.expires_at)}.")
+
+
+def grant_line(grant: Grant) -> str:
+    """One grant in `/signoff grants`."""
+    return (f"{code(grant.id)} {code(grant.graph)} {grant.tier}: {grant_scope(grant)}. "
+            f"Granted by {mention(grant.granter)}, expires {slack_time(grant.expires_at)}.")
+
+
+def grants_none() -> str:
+    return "No standing grants are active."
+
+
+def grant_not_offered() -> str:
+    return "This request offers no standing grant; nothing was recorded."
+
+
+def grant_too_long(longest: timedelta) -> str:
+    return (f"A grant here may last at most {human_duration(longest)}; nothing was "
+            "recorded.")
+
+
+def grant_not_active(grant_id: str) -> str:
+    return f"Grant {code(grant_id)} is not active (revoked, expired or unknown); nothing changed."
+
+
+def grant_revoke_refused(role: str) -> str:
+    return (f"Only the granter or a member of {code(role)} may revoke this grant; "
+            "nothing changed.")
+
+
+def grant_revoked(grant: Grant) -> str:
+    return (f"Revoked grant {code(grant.id)} ({grant_scope(grant)}): the next such request "
+            "asks as usual.")
+
+
+def shadow_recorded(outcome: Outcome, refusal: Refusal | None) -> str:
+    would = ("the rule would have counted it" if refusal is None
+             else f"the rule would have refused it ({refusal.value.replace('_', ' ')})")
+    return (f"Recorded your {outcome.decision} on this shadow request ({would}). "
+            "The run did not wait for it, and nothing changes.")

@@ -14,6 +14,7 @@ __all__ = [
     "ActionSpec",
     "ApprovalRequest",
     "AuditEntry",
+    "Grant",
     "Notice",
     "Outcome",
     "RequestStatus",
@@ -112,10 +113,16 @@ class ActionSpec:
     on_timeout: str | None = None
     # Why the graph gave this risk, in its own words ("the task mentions production").
     risk_reason: str | None = None
+    # The `details` fields that make two actions "the same" for a standing grant (e.g.
+    # ("Environment",)); empty: no grant may cover this action.
+    grant_key: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        # risk_reason only when given, so an action without one keeps the digest it had.
-        reason = {} if self.risk_reason is None else {"risk_reason": self.risk_reason}
+        # risk_reason and grant_key only when given, so an action without keeps its digest.
+        reason: dict[str, Any] = (
+            {} if self.risk_reason is None else {"risk_reason": self.risk_reason})
+        if self.grant_key:
+            reason["grant_key"] = list(self.grant_key)
         return reason | {
             "title": self.title,
             "summary": self.summary,
@@ -148,6 +155,7 @@ class ActionSpec:
                              else float(data["timeout_seconds"])),
             on_timeout=None if data.get("on_timeout") is None else str(data["on_timeout"]),
             risk_reason=None if data.get("risk_reason") is None else str(data["risk_reason"]),
+            grant_key=tuple(str(k) for k in data.get("grant_key", ())),
         )
 
     def digest(self) -> str:
@@ -314,3 +322,30 @@ class Notice:
     message_ts: str | None = None
     hold_until: datetime | None = None
     sent_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A standing approval: later requests of `graph` in `tier` whose rule key is `key` are
+    approved without a pause until `expires_at`, unless revoked first.
+
+    `key` is the canonical JSON of the action's grant-key fields (`scope`, as shown)."""
+
+    id: str
+    graph: str
+    tier: str
+    key: str
+    granter: str
+    request_id: str  # the request whose approval made it
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None = None
+    revoked_by: str | None = None
+
+    @property
+    def scope(self) -> dict[str, str]:
+        """The fields and values the grant covers."""
+        return {str(k): str(v) for k, v in json.loads(self.key).items()}
+
+    def active(self, now: datetime) -> bool:
+        return self.revoked_at is None and now < self.expires_at

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from bot.grant_rules import grant_offer
 from bot.interrupts import ReviewItem
 from bot.models import ActionSpec, ApprovalRequest, RequestStatus, Run
 from bot.policy import Policy, Tier, TierWhy
@@ -135,7 +136,8 @@ def build_request(
         item=item.item,
         # Why it needs approval, kept with the request: what its message says every time.
         options=dict(item.options) | {"why": terms.why.to_json()}
-        | ({"rejections": tier.rejections} if tier.rejections > 1 else {}),
+        | ({"rejections": tier.rejections} if tier.rejections > 1 else {})
+        | grant_offer(tier, action) | ({"shadow": True} if tier.shadow else {}),
     )
 
 

@@ -42,10 +42,17 @@ class Tier:
     min_review_time: timedelta | None = None  # a faster approval is a rubber stamp
     refuse_fast_approvals: bool = False  # refuse such an approval rather than flag it
     rejections: int = 1  # rejections by allowed approvers that end a request; more: votes
+    grants: timedelta | None = None  # the longest standing grant an approver may give; None: none
+    mode: str = "enforce"  # "shadow": requests are posted and recorded, the run does not wait
 
     @property
     def pauses(self) -> bool:
         return self.approvals > 0
+
+    @property
+    def shadow(self) -> bool:
+        """Whether the tier only shows what it would ask: its runs go on as if approved."""
+        return self.mode == "shadow"
 
 
 @dataclass(frozen=True, slots=True)

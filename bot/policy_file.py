@@ -36,8 +36,9 @@ _DEFAULT_KEYS = ("timeout", "on_timeout", "self_approval", "pause_tier", "guests
 _GRAPH_KEYS = ("tier",)
 _TIER_KEYS = (
     "approvers", "approvals", "rejections", "timeout", "on_timeout", "confirm", "reversible",
-    "self_approval", "min_review_time", "refuse_fast_approvals",
+    "self_approval", "min_review_time", "refuse_fast_approvals", "grants", "mode",
 )
+MODES = ("enforce", "shadow")
 _REFUSING_TIER = "critical"  # the one tier whose fast approvals may be refused
 _SLACK_ID = re.compile(r"[UWS][A-Z0-9]+")  # Slack IDs are upper case: U/W users, S groups
 _DURATION = re.compile(
@@ -110,6 +111,11 @@ def load_policy(path: Path) -> Policy:
       min_review_time       an approval sooner than this after posting is flagged as a
                             rubber stamp; 10s for high, 20s for critical, else none; 0: none.
       refuse_fast_approvals critical only: refuse such an approval instead; false.
+      grants                the longest standing grant an approver may give from a request
+                            ("2h"): "Approve and allow the same for …". Off unless set; never
+                            on critical, on reversible = false, or where approvals is not 1.
+      mode                  "enforce" (default) or "shadow": requests are posted and votes
+                            recorded, but the run goes on as if approved.
     [graphs.NAME]           one graph (by its registered name).
       tier (required)       the lowest tier of this graph's pauses, instead of
                             defaults.pause_tier; a tier with approvals = 0 lets its pauses
@@ -359,8 +365,13 @@ def _tier(
     if refuse:
         found.check(lambda: _check_refusing(name, where=where, review=review, timeout=timeout),
                     None)
+    grants = get("grants", lambda: _grants(name, spec, where=where, reversible=reversible,
+                                           approvals=approvals), None)
+    mode = get("mode", lambda: _mode(spec, where=where), fallback.mode)
     return Tier(
         name=name,
+        grants=grants,
+        mode=mode,
         approvals=fallback.approvals if approvals is None else approvals,
         approvers=approvers,
         timeout=timeout,
@@ -439,6 +450,26 @@ def _check_refusing(name: str, *, where: str, review: timedelta | None,
         raise _Invalid(key, words.REFUSE_WITHOUT_MINIMUM)
     if review >= timeout:
         raise _Invalid(key, words.refuse_past_timeout(review, timeout))
+
+
+def _grants(name: str, spec: Mapping[str, Any], *, where: str, reversible: bool,
+            approvals: int | None) -> timedelta:
+    """The tier's longest grant; refused where a grant would approve what people must see."""
+    key = f"{where}.grants"
+    if name == _REFUSING_TIER:
+        raise _Invalid(key, words.GRANTS_ON_CRITICAL)
+    if not reversible:
+        raise _Invalid(key, words.GRANTS_IRREVERSIBLE)
+    if approvals is not None and approvals != 1:
+        raise _Invalid(key, words.GRANTS_WITH_QUORUM)
+    return _duration(spec, "grants", where=where, default=timedelta(0))
+
+
+def _mode(spec: Mapping[str, Any], *, where: str) -> str:
+    value = spec["mode"]
+    if value not in MODES:
+        raise _Invalid(f"{where}.mode", words.must_be(words.MODES, value))
+    return str(value)
 
 
 def _unbounded(members: tuple[str, ...]) -> bool:

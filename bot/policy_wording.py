@@ -12,6 +12,7 @@ from bot.text import counted
 
 __all__ = [
     "A_ROLE_LIST", "FLOOR_NEEDS_NOBODY", "MISSING_APPROVALS", "MISSING_GRAPH_TIER", "NOT_UTF8",
+    "GRANTS_ON_CRITICAL", "GRANTS_IRREVERSIBLE", "GRANTS_WITH_QUORUM", "MODES",
     "REFUSE_ELSEWHERE", "REFUSE_WITHOUT_MINIMUM", "and_", "approve_irreversible", "inherited",
     "must_be", "not_a_duration", "not_a_member", "not_positive", "quote", "refuse_past_timeout",
     "too_few_members", "too_few_to_reject", "too_long", "unknown_key", "unknown_role",
@@ -27,6 +28,19 @@ REFUSE_ELSEWHERE = (
     "is allowed only on the critical tier; elsewhere min_review_time flags a fast "
     "approval without refusing it"
 )
+GRANTS_ON_CRITICAL = (
+    "is not allowed on the critical tier: every critical action is asked of people, one "
+    "request at a time; remove grants here"
+)
+GRANTS_IRREVERSIBLE = (
+    "is not allowed on a tier with reversible = false: an action that cannot be undone is "
+    "never approved in advance"
+)
+GRANTS_WITH_QUORUM = (
+    "is allowed only where one approval decides (approvals = 1): one person's grant would "
+    "stand in for several people's approvals"
+)
+MODES = '"enforce" (the run waits; the default) or "shadow" (the run goes on as if approved)'
 REFUSE_WITHOUT_MINIMUM = "needs a min_review_time to refuse approvals under, and it is 0 here"
 FLOOR_NEEDS_NOBODY = (
     "is 0, and medium is the tier every graph's pauses get at least, so they "

@@ -113,6 +113,8 @@ def build_deploy_graph(
                 "risk": risk,
                 "risk_reason": risk_reason(state["task"]),
                 "details": {"Environment": env, "Task": state["task"]},
+                # A standing grant covers later deploys to the same environment.
+                "grant_key": ["Environment"],
                 "reversible": not deletes,
                 "impact": (
                     "Deletes data: cannot be undone." if deletes

@@ -109,7 +109,8 @@ def test_explain_a_production_deploy(tmp_path: Path) -> None:
         "timing: timeout 15 min after posting; on_timeout reject (fails closed: nothing is "
         "approved)",
         "review time: approvals sooner than 10 s after posting are flagged as rubber stamps",
-        "standing grants: not configured (signoff has no standing grants yet)",
+        "mode: enforce: the run waits for the decision",
+        "standing grants: not allowed on tier high (it sets no grants)",
     ]
 
 

@@ -247,8 +247,8 @@ def test_unknown_key_without_a_close_match(tmp_path: Path) -> None:
     message = _error(tmp_path, TIERS + 'colour = "red"\n')
     assert message == (
         "tiers.critical.colour: unknown key; expected one of approvers, approvals, rejections, "
-        "timeout, on_timeout, confirm, reversible, self_approval, min_review_time and "
-        "refuse_fast_approvals"
+        "timeout, on_timeout, confirm, reversible, self_approval, min_review_time, "
+        "refuse_fast_approvals, grants and mode"
     )
 
 

@@ -36,6 +36,7 @@ from bot.blocks import (
 from bot.gateway import Gateway, InvalidCommandError, new_id
 from bot.models import Outcome
 from bot.slack.directory import SlackDirectory
+from bot.slack.grant_handlers import grants_command, register_grant_handlers
 from bot.slack.guard import workspace_guard
 from bot.slack.home_tabs import HomeTabs
 from bot.text import decode_command_text
@@ -140,6 +141,10 @@ def register_handlers(app: AsyncApp, *, gateway: Gateway, approval_channel: str 
             await respond(messages.pending_list(
                 await gateway.store.pending_requests(limit=20),
                 total=await gateway.store.count_pending()))
+            return
+        if verb == "grants":
+            await ack()
+            await grants_command(gateway, respond)
             return
         if verb == "cancel":
             await ack()
@@ -311,3 +316,5 @@ def register_handlers(app: AsyncApp, *, gateway: Gateway, approval_channel: str 
         app.view(callback_id)(on_text_submitted)
     app.view(EDIT_VIEW)(on_edit_submitted)
     app.event("app_home_opened")(on_home_opened)
+    register_grant_handlers(app, gateway=gateway, tell=tell, recorded_then_ack=_recorded_then_ack,
+                            origin_channel=origin_channel)

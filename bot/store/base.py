@@ -12,6 +12,7 @@ from bot.audit import ChainHead
 from bot.models import (
     ApprovalRequest,
     AuditEntry,
+    Grant,
     Notice,
     Outcome,
     RequestStatus,
@@ -45,6 +46,7 @@ class Decision:
     edited_args: dict[str, Any] | None = None
     with_vote: bool = False  # also record the decider's approval among the votes
     also: Sequence[AuditEntry] = ()  # more entries to append with it (a rubber-stamp flag)
+    grant: Grant | None = None  # a standing grant this approval creates, if it applies
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,15 +321,17 @@ class ApprovalStore(abc.ABC):
         edited_args: dict[str, Any] | None = None,
         with_vote: bool = False,
         also: Sequence[AuditEntry] = (),
+        grant: Grant | None = None,
     ) -> DecisionResult:
         """Decide the request if it is still pending (compare-and-set); append `audit` (then
         `also`) in the same transaction, and with `with_vote` record the actor's approval
-        vote too.
+        vote too; with `grant`, insert that grant in the same transaction.
         A request no longer pending is left as it is (`lost`) and nothing is written.
         Whether a decision is due (a quorum met) is the caller's rule."""
         [result] = await self.decide_many([Decision(
             request_id=request_id, outcome=outcome, actor=actor, at=at, comment=comment,
-            audit=audit, edited_args=edited_args, with_vote=with_vote, also=also)])
+            audit=audit, edited_args=edited_args, with_vote=with_vote, also=also,
+            grant=grant)])
         return result
 
     @abc.abstractmethod
@@ -420,6 +424,35 @@ class ApprovalStore(abc.ABC):
     async def home_viewers(self, *, since: datetime) -> list[str]:
         """Users who opened the Home tab at or after `since`, in no particular order: those
         whose Home is republished when something in it changes, whichever replica changed it."""
+
+    # -- standing grants ------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def use_grant(
+        self, request_id: str, *, graph: str, tier: str, key: str, now: datetime,
+        not_by: str | None, decision: Callable[[Grant], Decision],
+    ) -> tuple[Grant, DecisionResult] | None:
+        """In one transaction: find a live grant (not revoked, `now` before its expiry) of
+        `graph`, `tier` and rule `key` whose granter is not `not_by`, and apply
+        `decision(grant)` to the request as `decide_many` would. None (nothing written)
+        when no grant covers it.
+
+        Uses share the grant: two at once both apply. A revoke and a use take turns on the
+        grant's row: once a revoke has committed, no use finds the grant."""
+
+    @abc.abstractmethod
+    async def revoke_grant(self, grant_id: str, *, by: str, at: datetime,
+                           audit: AuditEntry) -> bool:
+        """Revoke the grant if it is not revoked yet, appending `audit` in the same
+        transaction; False (nothing written) if there is no such unrevoked grant."""
+
+    @abc.abstractmethod
+    async def get_grant(self, grant_id: str) -> Grant | None:
+        """The grant, revoked or expired alike, or None."""
+
+    @abc.abstractmethod
+    async def active_grants(self, now: datetime) -> list[Grant]:
+        """Grants neither revoked nor expired at `now`, soonest expiry first."""
 
     # -- audit -----------------------------------------------------------------------------
 

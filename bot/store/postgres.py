@@ -28,6 +28,7 @@ from bot.audit import EMPTY, ChainHead, entry_hash, seal_all
 from bot.models import (
     ApprovalRequest,
     AuditEntry,
+    Grant,
     Notice,
     RequestStatus,
     Run,
@@ -44,6 +45,7 @@ from bot.store.base import (
     Taken,
     VoteResult,
 )
+from bot.store.postgres_grants import GRANT_COLUMNS, find_live, grant_row, insert_grant
 from bot.store.postgres_listen import PgListener
 from bot.store.postgres_schema import (
     AUDIT_COLUMNS,
@@ -533,6 +535,49 @@ class PostgresApprovalStore(ApprovalStore):
             "SELECT user_id FROM signoff_home WHERE opened_at >= %s", (since,))
         return [str(r["user_id"]) for r in rows]
 
+    # -- standing grants ------------------------------------------------------------------
+
+    async def use_grant(
+        self, request_id: str, *, graph: str, tier: str, key: str, now: datetime,
+        not_by: str | None, decision: Callable[[Grant], Decision],
+    ) -> tuple[Grant, DecisionResult] | None:
+        async with self._tx() as conn:
+            grant = await find_live(conn, graph=graph, tier=tier, key=key, now=now,
+                                    not_by=not_by)
+            if grant is None:
+                return None
+            d = decision(grant)
+            applied = await _decide(conn, d)
+            if applied:
+                await _insert_audit(conn, [d.audit, *d.also])
+                await conn.execute(_NOTIFY)
+            after = await _get_request(conn, d.request_id)
+        if after is None:
+            raise KeyError(d.request_id)
+        return grant, DecisionResult(request=after, applied=applied)
+
+    async def revoke_grant(self, grant_id: str, *, by: str, at: datetime,
+                           audit: AuditEntry) -> bool:
+        async with self._tx() as conn:
+            cur = await conn.execute(
+                "UPDATE signoff_grants SET revoked_at = %s, revoked_by = %s "
+                "WHERE id = %s AND revoked_at IS NULL", (at, by, grant_id))
+            if cur.rowcount != 1:
+                return False
+            await _insert_audit(conn, [audit])
+            return True
+
+    async def get_grant(self, grant_id: str) -> Grant | None:
+        rows = await self._fetch(
+            f"SELECT {GRANT_COLUMNS} FROM signoff_grants WHERE id = %s", (grant_id,))
+        return grant_row(rows[0]) if rows else None
+
+    async def active_grants(self, now: datetime) -> list[Grant]:
+        rows = await self._fetch(
+            f"SELECT {GRANT_COLUMNS} FROM signoff_grants WHERE revoked_at IS NULL "
+            "AND expires_at > %s ORDER BY expires_at, id", (now,))
+        return [grant_row(r) for r in rows]
+
     # -- audit -----------------------------------------------------------------------------
 
     async def append_audit(self, entry: AuditEntry) -> None:
@@ -677,4 +722,6 @@ async def _decide(conn: Conn, d: Decision) -> bool:
         await conn.execute(
             "INSERT INTO signoff_votes (request_id, user_id, at) VALUES (%s, %s, %s) "
             "ON CONFLICT DO NOTHING", (d.request_id, d.actor, d.at))
+    if d.grant is not None:
+        await insert_grant(conn, d.grant)
     return True

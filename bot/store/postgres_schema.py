@@ -19,6 +19,7 @@ from bot.models import (
     RunStatus,
     Vote,
 )
+from bot.store.postgres_grants import MIGRATION as GRANTS_MIGRATION
 
 __all__ = [
     "AUDIT_COLUMNS",
@@ -232,6 +233,8 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX signoff_home_opened ON signoff_home (opened_at);
     """,
+    # Standing grants (bot.grants).
+    GRANTS_MIGRATION,
 )
 # After this migration's SQL, in its transaction: chain the entries it found (bot.audit).
 CHAIN_MIGRATION = 1

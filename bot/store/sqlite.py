@@ -26,6 +26,7 @@ from bot.models import (
     ActionSpec,
     ApprovalRequest,
     AuditEntry,
+    Grant,
     Notice,
     RequestStatus,
     ResumeState,
@@ -44,6 +45,8 @@ from bot.store.base import (
     Taken,
     VoteResult,
 )
+from bot.store.sqlite_grants import GRANT_COLUMNS, find_live, grant_row, insert_grant
+from bot.store.sqlite_grants import MIGRATION as GRANTS_MIGRATION
 
 __all__ = ["MIGRATIONS", "SqliteApprovalStore"]
 
@@ -201,6 +204,8 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX signoff_home_opened ON signoff_home (opened_at);
     """,
+    # Standing grants (bot.grants).
+    GRANTS_MIGRATION,
 )
 # After this migration's SQL, in its transaction: chain the entries it found (bot.audit).
 _CHAIN_MIGRATION = 3
@@ -762,6 +767,40 @@ class SqliteApprovalStore(ApprovalStore):
         rows = await self._fetchall(
             "SELECT user_id FROM signoff_home WHERE opened_at >= ?", (_ts(since),))
         return [str(r[0]) for r in rows]
+    # -- standing grants ------------------------------------------------------------------
+
+    async def use_grant(
+        self, request_id: str, *, graph: str, tier: str, key: str, now: datetime,
+        not_by: str | None, decision: Callable[[Grant], Decision],
+    ) -> tuple[Grant, DecisionResult] | None:
+        async with self._tx() as db:
+            grant = await find_live(db, graph=graph, tier=tier, key=key, now=now,
+                                    not_by=not_by)
+            if grant is None:
+                return None
+            return grant, await _decide(db, decision(grant))
+
+    async def revoke_grant(self, grant_id: str, *, by: str, at: datetime,
+                           audit: AuditEntry) -> bool:
+        async with self._tx() as db:
+            cur = await db.execute(
+                "UPDATE signoff_grants SET revoked_at = ?, revoked_by = ? "
+                "WHERE id = ? AND revoked_at IS NULL", (_ts(at), by, grant_id))
+            if cur.rowcount != 1:
+                return False
+            await _insert_audit(db, audit)
+            return True
+
+    async def get_grant(self, grant_id: str) -> Grant | None:
+        rows = await self._fetchall(
+            f"SELECT {GRANT_COLUMNS} FROM signoff_grants WHERE id = ?", (grant_id,))
+        return grant_row(rows[0]) if rows else None
+
+    async def active_grants(self, now: datetime) -> list[Grant]:
+        rows = await self._fetchall(
+            f"SELECT {GRANT_COLUMNS} FROM signoff_grants WHERE revoked_at IS NULL "
+            "AND expires_at > ? ORDER BY expires_at, id", (_ts(now),))
+        return [grant_row(r) for r in rows]
 
     # -- audit -----------------------------------------------------------------------------
 
@@ -819,6 +858,8 @@ async def _decide(db: aiosqlite.Connection, d: Decision) -> DecisionResult:
             await db.execute(
                 "INSERT OR IGNORE INTO signoff_votes (request_id, user_id, at) VALUES (?, ?, ?)",
                 (d.request_id, d.actor, _ts(d.at)))
+        if d.grant is not None:
+            await insert_grant(db, d.grant)
     after = await _select_requests(db, "id = ?", (d.request_id,))
     if not after:
         raise KeyError(d.request_id)
