@@ -5,15 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import pytest
-
-from bot.emulator import TRANSPORTS
 from bot.emulator.runner import EmulatorServer
-from tests.scenario.conftest import APPROVALS, buttons
+from tests.scenario.conftest import APPROVALS, buttons, over_both_transports
 from tests.scenario.steps import reject
 from tests.support import ThreadedBot
 
-pytestmark = pytest.mark.parametrize("transport", TRANSPORTS)
+pytestmark = over_both_transports
 
 
 def test_approve_runs_the_deploy_once(

@@ -15,14 +15,13 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.emulator import TRANSPORTS
 from bot.emulator.runner import EmulatorServer
 from bot.models import AuditEntry, Outcome
 from bot.store import open_store
-from tests.scenario.conftest import APPROVALS, buttons
+from tests.scenario.conftest import APPROVALS, buttons, over_both_transports
 from tests.support import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, ThreadedBot, scalar
 
-pytestmark = pytest.mark.parametrize("transport", TRANSPORTS)
+pytestmark = over_both_transports
 
 POLICY = """
 [defaults]
