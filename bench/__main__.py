@@ -12,13 +12,23 @@ import traceback
 from pathlib import Path
 from types import ModuleType
 
-from bench import ack, burst, calls, deadlines, pending, ratelimits, replicas, roundtrip
+from bench import (
+    ack,
+    burst,
+    calls,
+    deadlines,
+    pending,
+    ratelimits,
+    replicas,
+    roundtrip,
+    socket_ack,
+)
 from bench.harness import PROFILE_RATE, Context, Section, machine
 from bench.profiling import py_spy, report
 
 BENCHMARKS: dict[str, ModuleType] = {m.NAME: m for m in (ack, roundtrip, pending, deadlines,
                                                          burst, calls, replicas,
-                                                         ratelimits)}
+                                                         ratelimits, socket_ack)}
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 PROFILE = Path(__file__).resolve().parent / "PROFILE.md"
 

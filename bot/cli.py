@@ -101,6 +101,9 @@ def serve() -> None:
 def dev(
     port: Annotated[int, typer.Option(help="Port of the emulator's web page.")] = 8080,
     bot_port: Annotated[int, typer.Option(help="Port of the bot's HTTP server.")] = 3000,
+    socket_mode: Annotated[bool, typer.Option(
+        "--socket-mode", help="Reach the bot over Socket Mode (as with SLACK_APP_TOKEN), "
+                              "not HTTP events.")] = False,
 ) -> None:
     """Run the bot and the Slack emulator together, offline; prints the page's URL."""
     from bot.devserver import run_dev
@@ -108,7 +111,7 @@ def dev(
     settings = _settings()
     _check_startup(settings)
     configure_logging(settings.log_level)
-    run_dev(settings, page_port=port, bot_port=bot_port)
+    run_dev(settings, page_port=port, bot_port=bot_port, socket_mode=socket_mode)
 
 
 @app.command()

@@ -118,9 +118,18 @@ async def _check_slack(*, client: AsyncWebClient, directory: SlackDirectory,
                            f"invite it with /invite")
 
 
+async def _check_app_token(client: AsyncWebClient, app_token: str) -> None:
+    """Socket Mode: Slack hands this token a websocket URL (left unused; a URL expires)."""
+    try:
+        await client.apps_connections_open(app_token=app_token)
+    except SlackApiError as exc:
+        raise StartupError(f"SLACK_APP_TOKEN: Slack refused it ({exc.response.get('error')})"
+                           ) from None
+
+
 async def preflight(settings: Settings) -> None:
     """Check the database and Slack before serving (SIGNOFF_DATABASE reachable; token,
-    workspace, SIGNOFF_CHANNEL); raises StartupError."""
+    workspace, SIGNOFF_CHANNEL; the app token in Socket Mode); raises StartupError."""
     try:
         await probe(settings.signoff_database)
     except ValueError as exc:
@@ -131,6 +140,8 @@ async def preflight(settings: Settings) -> None:
         directory = SlackDirectory(client=client, clock=SystemClock())
         try:
             await _check_slack(client=client, directory=directory, settings=settings)
+            if settings.slack_app_token is not None:
+                await _check_app_token(client, settings.slack_app_token.get_secret_value())
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise StartupError(f"SLACK_API_URL: cannot reach Slack at {settings.slack_api_url} "
                                f"({type(exc).__name__})") from None

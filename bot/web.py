@@ -36,6 +36,7 @@ __all__ = [
     "MalformedRequestError",
     "SocketConnector",
     "build_bolt",
+    "check_interactive",
     "create_app",
     "malformed_reason",
     "parse_payload",
@@ -94,6 +95,12 @@ def _interactive(raw: str) -> dict[str, Any]:
         payload = json.loads(raw)
     except ValueError:
         raise MalformedRequestError("payload is not JSON") from None
+    return check_interactive(payload)
+
+
+def check_interactive(payload: Any) -> dict[str, Any]:
+    """An interactivity payload as Bolt's listeners expect it; or MalformedRequestError.
+    (Over HTTP it comes as a form's `payload` field, over Socket Mode as an object.)"""
     if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
         raise MalformedRequestError("payload has no type")
     kind = payload["type"]
@@ -177,17 +184,10 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-@asynccontextmanager
-async def _connect_socket_mode(bolt: AsyncApp, app_token: str) -> AsyncIterator[None]:
-    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+def _connect_socket_mode(bolt: AsyncApp, app_token: str) -> AbstractAsyncContextManager[None]:
+    from bot.socket_mode import connect_socket_mode  # it imports this module's checks
 
-    socket = AsyncSocketModeHandler(bolt, app_token)
-    await socket.connect_async()  # type: ignore[no-untyped-call]  # Bolt leaves it unannotated
-    log.info("connected to Slack in Socket Mode")
-    try:
-        yield
-    finally:
-        await socket.close_async()  # type: ignore[no-untyped-call]  # Bolt leaves it unannotated
+    return connect_socket_mode(bolt, app_token, clock=SystemClock())
 
 
 def build_bolt(settings: Settings, service: Service) -> AsyncApp:

@@ -7,15 +7,24 @@ from pathlib import Path
 
 import pytest
 
+from bot.emulator.client import Transport
 from bot.emulator.runner import EmulatorServer
 from bot.service import Deps
 from tests.pgserver import PgDatabases, PgServer
-from tests.support import BOT_TOKEN, SIGNING_SECRET, ThreadedBot, bot_settings
+from tests.support import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, ThreadedBot, bot_settings
 
 
 @pytest.fixture
-def emulator() -> Iterator[EmulatorServer]:
-    with EmulatorServer(bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET) as emu:
+def transport() -> Transport:
+    """How Slack reaches the bot: HTTP. A module runs over both with
+    `pytestmark = pytest.mark.parametrize("transport", TRANSPORTS)`."""
+    return "http"
+
+
+@pytest.fixture
+def emulator(transport: Transport) -> Iterator[EmulatorServer]:
+    with EmulatorServer(bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET,
+                        app_token=APP_TOKEN, transport=transport) as emu:
         yield emu
 
 
@@ -51,9 +60,13 @@ def start_bot(emulator: EmulatorServer, database: str) -> Iterator[Callable[...,
 
     def start(deps: Deps | None = None, **settings: object) -> ThreadedBot:
         bot = ThreadedBot(bot_settings(emulator=emulator, database=database, **settings), deps)
+        opened = emulator.socket.connections_opened
         bot.start()
         running.append(bot)
         emulator.events_url = bot.events_url
+        if emulator.transport == "socket":
+            emulator.wait_for(lambda: emulator.socket.connections_opened > opened,
+                              timeout=5, message="the bot connected in Socket Mode")
         return bot
 
     yield start

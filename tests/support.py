@@ -22,11 +22,12 @@ from bot.emulator.runner import EmulatorServer, wait_for
 from bot.service import Deps, Service
 from bot.web import create_app
 
-__all__ = ["BACKENDS", "BOT_TOKEN", "SIGNING_SECRET", "ThreadedBot", "bot_settings",
-           "database_for", "scalar", "wait_for"]
+__all__ = ["APP_TOKEN", "BACKENDS", "BOT_TOKEN", "SIGNING_SECRET", "ThreadedBot",
+           "bot_settings", "database_for", "scalar", "wait_for"]
 
 BOT_TOKEN = "xoxb-signoff-tests"
 SIGNING_SECRET = "tests-signing-secret"
+APP_TOKEN = "xapp-1-A0SIGNOFF-tests"
 T = TypeVar("T")
 
 
@@ -54,11 +55,16 @@ def scalar(database: str, sql: str) -> Any:
 
 
 def bot_settings(*, emulator: EmulatorServer, database: str, **extra: Any) -> Settings:
-    """Settings for a bot that talks to `emulator` and keeps its state in `database`."""
+    """Settings for a bot that talks to `emulator` and keeps its state in `database`: over
+    HTTP (a signing secret) or, when the emulator's client speaks Socket Mode, over that
+    (an app token and no signing secret, as a Socket Mode app is set up)."""
+    if emulator.transport == "socket":
+        extra.setdefault("SLACK_APP_TOKEN", SecretStr(APP_TOKEN))
+    else:
+        extra.setdefault("SLACK_SIGNING_SECRET", SecretStr(SIGNING_SECRET))
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
         SLACK_BOT_TOKEN=SecretStr(BOT_TOKEN),
-        SLACK_SIGNING_SECRET=SecretStr(SIGNING_SECRET),
         SLACK_API_URL=emulator.api_url,
         SIGNOFF_CHANNEL="C0APPROVALS",
         SIGNOFF_DATABASE=database,

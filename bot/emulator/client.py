@@ -8,21 +8,31 @@ import json
 import logging
 import secrets
 import time
+import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 import httpx
 
+from bot.emulator.socket_mode import AckTimeoutError
 from bot.emulator.state import Delivery, EmulatorState
 from bot.emulator.workspace import dm_channel_id
 
-__all__ = ["ButtonNotFoundError", "EmulatorError", "SlackEventsClient", "sign_request"]
+__all__ = ["TRANSPORTS", "ButtonNotFoundError", "EmulatorError", "SlackEventsClient",
+           "Transport", "sign_request"]
 
 logger = logging.getLogger(__name__)
 
 Json = dict[str, Any]
 FORM = "application/x-www-form-urlencoded"
+Transport = Literal["http", "socket"]
+TRANSPORTS: tuple[Transport, ...] = ("http", "socket")
+# What Slack sends each payload as over Socket Mode: (envelope type, accepts_response_payload)
+_ENVELOPES = {"slash_command": ("slash_commands", True),
+              "block_actions": ("interactive", False),
+              "view_submission": ("interactive", True),
+              "event_callback": ("events_api", False)}
 STALE_SECONDS = 600  # Bolt rejects timestamps more than 300 s away.
 
 
@@ -41,12 +51,17 @@ def sign_request(*, signing_secret: str, timestamp: str, body: str) -> str:
 
 
 class SlackEventsClient:
-    """Sends signed requests to the app's events URL, built from the emulator's state."""
+    """Sends what Slack sends the app, built from the emulator's state: signed requests to
+    its events URL (`transport="http"`), or envelopes over its Socket Mode connections
+    (`"socket"`). Either way the answer is an `httpx.Response` holding the ack's body."""
 
     def __init__(self, *, events_url: str | None, signing_secret: str, state: EmulatorState,
                  base_url: str, timeout: float = 3.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, transport: Transport = "http") -> None:
+        if transport not in TRANSPORTS:
+            raise ValueError(f"transport must be one of {TRANSPORTS}, not {transport!r}")
         self.events_url = events_url
+        self.transport: Transport = transport
         self.signing_secret = signing_secret
         self.state = state
         self.base_url = base_url.rstrip("/")
@@ -63,7 +78,15 @@ class SlackEventsClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # the three interactions ---------------------------------------------
+    @property
+    def connected(self) -> bool:
+        """Whether an app can be reached: an events URL, or a Socket Mode connection opened
+        (while it reconnects, envelopes wait for it)."""
+        if self.transport == "socket":
+            return self.state.socket.connections_opened > 0
+        return self.events_url is not None
+
+    # the interactions -----------------------------------------------------
     def slash_command(self, *, user: str, text: str, channel: str, command: str = "/signoff",
                       forged: bool = False, stale: bool = False) -> httpx.Response:
         """Send a slash command; an ack body shows up as an ephemeral (or in-channel) reply.
@@ -213,6 +236,23 @@ class SlackEventsClient:
             self._apply_response_action(response, view_id=view_id, user=user)
         return response
 
+    def send_event(self, event: Json, *, forged: bool = False,
+                   stale: bool = False) -> httpx.Response:
+        """Send an Events API event (`app_home_opened`, ...) wrapped as Slack wraps it."""
+        ws = self.state.workspace
+        event = {"event_ts": f"{self.clock():.6f}", **event}
+        body: Json = {
+            "token": "emulator-verification-token", "team_id": ws.team_id,
+            "api_app_id": ws.bot.app_id, "event": event, "type": "event_callback",
+            "event_id": f"Ev{uuid.uuid4().hex[:10].upper()}", "event_time": int(self.clock()),
+            "authorizations": [{"enterprise_id": None, "team_id": ws.team_id,
+                                "user_id": ws.bot.user_id, "is_bot": True,
+                                "is_enterprise_install": False}],
+            "is_ext_shared_channel": False,
+        }
+        return self._send("event_callback", body, json.dumps(body), forged, stale,
+                          content_type="application/json")
+
     # signing and sending --------------------------------------------------
     def post_raw(self, *, body: str, content_type: str = FORM, signature: str | None = None,
                  timestamp: str | None = None) -> httpx.Response:
@@ -231,8 +271,13 @@ class SlackEventsClient:
         body = urlencode({"payload": json.dumps(payload)})
         return self._send(kind, payload, body, forged, stale)
 
-    def _send(self, kind: str, payload: Json, body: str, forged: bool,
-              stale: bool) -> httpx.Response:
+    def _send(self, kind: str, payload: Json, body: str, forged: bool, stale: bool, *,
+              content_type: str = FORM) -> httpx.Response:
+        if self.transport == "socket":
+            if forged or stale:
+                raise EmulatorError("Socket Mode payloads are not signed: forged and stale "
+                                    "requests are HTTP's")
+            return self._send_envelope(kind, payload)
         now = int(self.clock()) - (STALE_SECONDS if stale else 0)
         ts = str(now)
         signature = None
@@ -240,7 +285,8 @@ class SlackEventsClient:
             signature = sign_request(signing_secret="not-" + self.signing_secret,
                                      timestamp=ts, body=body)
         try:
-            response = self.post_raw(body=body, signature=signature, timestamp=ts)
+            response = self.post_raw(body=body, content_type=content_type,
+                                     signature=signature, timestamp=ts)
         except httpx.HTTPError as exc:
             self.state.record_delivery(Delivery(kind=kind, payload=payload, status=None,
                                                 body="", error=repr(exc)))
@@ -248,6 +294,26 @@ class SlackEventsClient:
         self.state.record_delivery(Delivery(kind=kind, payload=payload,
                                             status=response.status_code, body=response.text))
         logger.debug("%s -> %s %s", kind, response.status_code, response.text[:200])
+        return response
+
+    def _send_envelope(self, kind: str, payload: Json) -> httpx.Response:
+        """Over Socket Mode; the ack's payload becomes the body an HTTP ack would have had."""
+        envelope_type, accepts = _ENVELOPES[kind]
+        url = self.state.socket.base_url + "/link/"
+        try:
+            ack = self.state.socket.deliver(type=envelope_type, payload=payload,
+                                            accepts_response_payload=accepts)
+        except AckTimeoutError as exc:
+            self.state.record_delivery(Delivery(kind=kind, payload=payload, status=None,
+                                                body="", error=repr(exc)))
+            raise httpx.ReadTimeout(str(exc), request=httpx.Request("POST", url)) from exc
+        content = json.dumps(ack.payload).encode() if ack.payload else b""
+        response = httpx.Response(
+            200, content=content, request=httpx.Request("POST", url),
+            headers={"Content-Type": "application/json"} if content else {})
+        self.state.record_delivery(Delivery(kind=kind, payload=payload, status=200,
+                                            body=response.text))
+        logger.debug("%s -> ack %s", kind, response.text[:200])
         return response
 
     # helpers ------------------------------------------------------------

@@ -11,9 +11,10 @@ from typing import Any, TypeVar
 import httpx
 import uvicorn
 
-from bot.emulator.client import SlackEventsClient
+from bot.emulator.client import SlackEventsClient, Transport
 from bot.emulator.ratelimits import RateLimits
 from bot.emulator.server import create_app
+from bot.emulator.socket_mode import ACK_TIMEOUT, RETRIES, SocketModeHub
 from bot.emulator.state import EmulatorState
 from bot.emulator.workspace import (
     SlackChannel,
@@ -46,7 +47,8 @@ def wait_for(predicate: Callable[[], T], *, timeout: float = 2.0, interval: floa
 class ThreadedUvicorn:
     """An ASGI app served by uvicorn on 127.0.0.1 in its own thread and event loop."""
 
-    def __init__(self, *, app: Any, port: int = 0, log_level: str = "warning") -> None:
+    def __init__(self, *, app: Any, port: int = 0, log_level: str = "warning",
+                 ws: str = "none") -> None:
         # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY only on sockets whose proto says
         # TCP, and accepted sockets inherit it. With proto 0, each response's body waited
         # for the client's delayed ACK of its headers: 40 ms per keep-alive request.
@@ -55,7 +57,7 @@ class ThreadedUvicorn:
         self._sock.bind(("127.0.0.1", port))
         self.port: int = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, log_level=log_level, lifespan="off", ws="none",
+        config = uvicorn.Config(app, log_level=log_level, lifespan="off", ws=ws,
                                 access_log=False)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run,
@@ -81,9 +83,15 @@ class EmulatorServer:
     """The emulated Slack: Web API at `.api_url`, web page at `.url`, signed client `.client`.
 
     `rate_limits=True` answers 429 as Slack would (`RateLimits` for other numbers).
+    `app_token` is the app-level token `apps.connections.open` accepts (Socket Mode, at
+    `.socket`); `transport` is how `.client` reaches the app: "http" (signed requests to
+    `events_url`) or "socket" (envelopes, acked within `ack_timeout`, sent `ack_retries`
+    more times if not).
     """
 
     def __init__(self, *, bot_token: str, signing_secret: str, events_url: str | None = None,
+                 app_token: str | None = None, transport: Transport = "http",
+                 ack_timeout: float = ACK_TIMEOUT, ack_retries: int = RETRIES,
                  users: Iterable[SlackUser] | None = None,
                  usergroups: dict[str, Iterable[str]] | None = None,
                  channels: Iterable[SlackChannel] | None = None,
@@ -95,16 +103,21 @@ class EmulatorServer:
             usergroups={k: tuple(v) for k, v in usergroups.items()} if usergroups is not None
             else default_usergroups(),
         )
+        self.socket = SocketModeHub(app_token=app_token, app_id=workspace.bot.app_id,
+                                    ack_timeout=ack_timeout, retries=ack_retries, clock=clock)
         self.state = EmulatorState(workspace=workspace, bot_token=bot_token, clock=clock,
-                                   rate_limits=rate_limits)
+                                   rate_limits=rate_limits, socket=self.socket)
         self._signing_secret = signing_secret
         self._events_url = events_url
+        self._transport: Transport = transport
         self._clock = clock
         self._client: SlackEventsClient | None = None
         self._server = ThreadedUvicorn(
-            app=create_app(state=self.state, get_client=lambda: self._client), port=port)
+            app=create_app(state=self.state, get_client=lambda: self._client), port=port,
+            ws="websockets-sansio")
         self.url = self._server.url
         self.api_url = f"{self.url}/api/"
+        self.socket.base_url = f"ws://127.0.0.1:{self._server.port}"
 
     @property
     def client(self) -> SlackEventsClient:
@@ -123,10 +136,22 @@ class EmulatorServer:
         if self._client is not None:
             self._client.events_url = url
 
+    @property
+    def transport(self) -> Transport:
+        return self._transport
+
+    @transport.setter
+    def transport(self, transport: Transport) -> None:
+        """Send what the client sends over HTTP or over Socket Mode from now on."""
+        self._transport = transport
+        if self._client is not None:
+            self._client.transport = transport
+
     def start(self) -> EmulatorServer:
         self._client = SlackEventsClient(events_url=self._events_url,
                                          signing_secret=self._signing_secret,
-                                         state=self.state, base_url=self.url, clock=self._clock)
+                                         state=self.state, base_url=self.url, clock=self._clock,
+                                         transport=self._transport)
         self._server.start()
         # Answering HTTP, not just listening: the first test request must not race startup.
         with httpx.Client() as http:

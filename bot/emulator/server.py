@@ -14,11 +14,13 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket
 
 from bot.emulator.blockkit import validate_message_blocks
 from bot.emulator.client import EmulatorError, SlackEventsClient
+from bot.emulator.socket_mode import serve_link
 from bot.emulator.state import ApiError, EmulatorState
 from bot.emulator.webapi import call_method
 from bot.emulator.workspace import dm_channel_id
@@ -133,9 +135,12 @@ def create_app(*, state: EmulatorState,
         state.close_view(data["view_id"])
         return JSONResponse({"ok": True})
 
+    async def link(websocket: WebSocket) -> None:
+        await serve_link(state.socket, websocket)
+
     async def _drive(send: Callable[[SlackEventsClient], httpx.Response]) -> Response:
         client = get_client()
-        if client is None or client.events_url is None:
+        if client is None or not client.connected:
             return JSONResponse({"ok": False, "error": "no bot is connected to the emulator"})
         try:
             # A worker thread: the bot calls this server's Web API before it acks.
@@ -151,6 +156,7 @@ def create_app(*, state: EmulatorState,
     return Starlette(routes=[
         Route("/api/{method}", api, methods=["GET", "POST"]),
         Route("/response/{token}", response_url, methods=["POST"]),
+        WebSocketRoute("/link/", link),
         Route("/", page),
         Route("/emulator/state", snapshot),
         Route("/emulator/command", command, methods=["POST"]),

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.emulator.ratelimits import RateLimiter, RateLimits
+from bot.emulator.socket_mode import SocketModeHub
 from bot.emulator.workspace import Workspace
 
 __all__ = ["ApiError", "Call", "Delivery", "EmulatorState", "Fault"]
@@ -73,9 +74,11 @@ class EmulatorState:
 
     def __init__(self, *, workspace: Workspace, bot_token: str,
                  clock: Callable[[], float] = time.time,
-                 rate_limits: RateLimits | bool = False) -> None:
+                 rate_limits: RateLimits | bool = False,
+                 socket: SocketModeHub | None = None) -> None:
         self.workspace = workspace
         self.bot_token = bot_token
+        self.socket = socket or SocketModeHub(app_id=workspace.bot.app_id, clock=clock)
         self.clock = clock
         self._lock = threading.RLock()
         self._last_ts = 0
@@ -112,6 +115,7 @@ class EmulatorState:
             self._deliveries.clear()
             self._outside.clear()
             self._rate_limited.clear()
+            self.socket.reset()
             if self._limiter is not None:
                 self._limiter.reset()
 

@@ -10,7 +10,7 @@ from bot.emulator.blockkit import validate_message_blocks, validate_view
 from bot.emulator.state import ApiError, EmulatorState
 from bot.emulator.workspace import dm_channel_id
 
-__all__ = ["METHODS", "call_method"]
+__all__ = ["APP_METHODS", "METHODS", "call_method"]
 
 Json = dict[str, Any]
 Method = Callable[[EmulatorState, Json], Json]
@@ -22,7 +22,15 @@ def call_method(state: EmulatorState, *, method: str, params: Json, token: str |
         raise ApiError("unknown_method")
     if not token:
         raise ApiError("not_authed")
-    if token != state.bot_token:
+    app_token = state.socket.app_token
+    if method in APP_METHODS:  # app-level methods take the app token (xapp-), no other
+        if token == state.bot_token:
+            raise ApiError("not_allowed_token_type")
+        if token != app_token:
+            raise ApiError("invalid_auth")
+    elif token == app_token:
+        raise ApiError("not_allowed_token_type")
+    elif token != state.bot_token:
         raise ApiError("invalid_auth")
     return {"ok": True, **METHODS[method](state, params)}
 
@@ -195,7 +203,14 @@ def chat_get_permalink(state: EmulatorState, params: Json) -> Json:
             "permalink": f"https://{domain}.slack.com/archives/{channel}/p{ts.replace('.', '')}"}
 
 
+def apps_connections_open(state: EmulatorState, params: Json) -> Json:
+    return {"url": state.socket.open_url()}
+
+
+APP_METHODS = frozenset({"apps.connections.open"})
+
 METHODS: dict[str, Method] = {
+    "apps.connections.open": apps_connections_open,
     "auth.test": auth_test,
     "chat.postMessage": chat_post_message,
     "chat.update": chat_update,

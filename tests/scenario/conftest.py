@@ -13,6 +13,13 @@ from tests.support import BACKENDS, database_for
 
 APPROVALS = "C0APPROVALS"
 
+# The core flows run over both transports: HTTP on both backends, Socket Mode on SQLite
+# (what Socket Mode changes is the edge, not the store; the pair costs ~25 s, not ~70 s).
+over_both_transports = pytest.mark.parametrize(
+    ("database", "transport"),
+    [("sqlite", "http"), ("postgres", "http"), ("sqlite", "socket")],
+    indirect=["database"])
+
 
 def buttons(message: dict[str, Any]) -> list[str]:
     """The action_ids of the decision buttons a message still has (the reviewers' row; the

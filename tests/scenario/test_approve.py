@@ -6,9 +6,11 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.emulator.runner import EmulatorServer
-from tests.scenario.conftest import APPROVALS, buttons
+from tests.scenario.conftest import APPROVALS, buttons, over_both_transports
 from tests.scenario.steps import reject
 from tests.support import ThreadedBot
+
+pytestmark = over_both_transports
 
 
 def test_approve_runs_the_deploy_once(

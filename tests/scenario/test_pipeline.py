@@ -10,7 +10,7 @@ from bot.emulator.runner import EmulatorServer
 from bot.service import Deps
 from graphs.pipeline import Stage, pipeline_spec
 from graphs.registry import GraphRegistry
-from tests.scenario.conftest import APPROVALS, buttons
+from tests.scenario.conftest import APPROVALS, buttons, over_both_transports
 from tests.scenario.steps import (
     TEAM_POLICY,
     Counter,
@@ -22,6 +22,8 @@ from tests.scenario.steps import (
     write_policy,
 )
 from tests.support import ThreadedBot
+
+pytestmark = over_both_transports
 
 TASK = "Project update for stakeholders"
 

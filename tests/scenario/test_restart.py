@@ -18,8 +18,10 @@ import pytest
 from bot.emulator.runner import EmulatorServer
 from bot.models import AuditEntry, Outcome
 from bot.store import open_store
-from tests.scenario.conftest import APPROVALS, buttons
-from tests.support import BOT_TOKEN, SIGNING_SECRET, ThreadedBot, scalar
+from tests.scenario.conftest import APPROVALS, buttons, over_both_transports
+from tests.support import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, ThreadedBot, scalar
+
+pytestmark = over_both_transports
 
 POLICY = """
 [defaults]
@@ -54,14 +56,17 @@ def free_port() -> int:
 @pytest.fixture
 def bot_process(emulator: EmulatorServer, database: str, tmp_path: Path) -> Iterator[
         Callable[[], subprocess.Popen[bytes]]]:
-    """Start `python -m bot serve` in its own process, pointed at the emulator."""
+    """Start `python -m bot serve` in its own process, pointed at the emulator: with a
+    signing secret over HTTP, with an app token and no signing secret in Socket Mode."""
     procs: list[subprocess.Popen[bytes]] = []
     policy = tmp_path / "policy.toml"
     policy.write_text(POLICY)
 
     def start() -> subprocess.Popen[bytes]:
         port = free_port()
-        env = {**os.environ, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        slack = {"SLACK_APP_TOKEN": APP_TOKEN} if emulator.transport == "socket" \
+            else {"SLACK_SIGNING_SECRET": SIGNING_SECRET}
+        env = {**_without_slack(os.environ), "SLACK_BOT_TOKEN": BOT_TOKEN, **slack,
                "SLACK_API_URL": emulator.api_url, "SIGNOFF_CHANNEL": APPROVALS,
                "SIGNOFF_DATABASE": database, "SIGNOFF_POLICY": str(policy), "PORT": str(port),
                "HOST": "127.0.0.1", "LOG_LEVEL": "WARNING"}
@@ -77,8 +82,13 @@ def bot_process(emulator: EmulatorServer, database: str, tmp_path: Path) -> Iter
             except httpx.TransportError:
                 return False
 
+        opened = emulator.socket.connections_opened
         emulator.wait_for(healthy, timeout=20, interval=0.05, message="bot process healthy")
         emulator.events_url = f"{url}/slack/events"
+        if emulator.transport == "socket":
+            emulator.wait_for(lambda: emulator.socket.connections_opened > opened, timeout=5,
+                              message="bot process connected in Socket Mode")
+            assert httpx.post(emulator.events_url).status_code == 404  # HTTP events are off
         return proc
 
     yield start
@@ -88,6 +98,11 @@ def bot_process(emulator: EmulatorServer, database: str, tmp_path: Path) -> Iter
         proc.wait()
         if proc.stderr:
             proc.stderr.close()
+
+
+def _without_slack(env: dict[str, str] | os._Environ[str]) -> dict[str, str]:
+    return {k: v for k, v in env.items()
+            if k not in ("SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN")}
 
 
 def test_restart_resumes_decided_requests_and_fires_missed_deadlines(

@@ -13,8 +13,10 @@ from bot.policy import Policy
 from bot.service import Deps
 from graphs.deploy import deploy_spec
 from graphs.registry import GraphRegistry
-from tests.scenario.conftest import APPROVALS, buttons
+from tests.scenario.conftest import APPROVALS, buttons, over_both_transports
 from tests.support import ThreadedBot
+
+pytestmark = over_both_transports
 
 
 class Executions:

@@ -1,0 +1,138 @@
+"""The Socket Mode edge: Slack's envelopes through the HTTP edge's checks, into Bolt.
+
+Bolt's own `AsyncSocketModeHandler` hands every envelope to the app as it comes and acks
+only a 200. Here, as over HTTP, a malformed payload is refused (acked, so Slack does not
+send it again, and dropped), and an envelope Slack sends again (`retry_attempt` > 0, our ack
+was late or lost) does not run twice: its payload's `trigger_id` (an event's `event_id`)
+was seen. That memory is this process's: a redelivery that reaches a restarted process is
+handled again (a click then meets the decision layer, which records a vote once).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from slack_bolt.adapter.socket_mode.internals import build_headers
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+from slack_sdk.errors import SlackApiError
+from slack_sdk.socket_mode.aiohttp import SocketModeClient
+from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
+
+from bot.clock import Clock
+from bot.replay import ReplayGuard
+from bot.web import MalformedRequestError, check_interactive
+
+__all__ = ["REDELIVERY_MEMORY", "SocketAppTokenError", "SocketModeEdge", "check_envelope",
+           "connect_socket_mode", "redelivery_key"]
+
+log = logging.getLogger(__name__)
+
+# Seconds an envelope's key is remembered. Slack gives up on an envelope within minutes.
+REDELIVERY_MEMORY = 600.0
+PING_INTERVAL = 10.0  # seconds between pings (Bolt's default); 4 unanswered: reconnect
+
+
+class SocketAppTokenError(RuntimeError):
+    """Slack refused SLACK_APP_TOKEN when asked for a websocket URL."""
+
+
+def check_envelope(kind: str, payload: Any) -> dict[str, Any]:
+    """The envelope's payload as Bolt's listeners expect it; or MalformedRequestError."""
+    if not isinstance(payload, dict):
+        raise MalformedRequestError(f"{kind} envelope has no payload object")
+    if kind == "slash_commands":
+        missing = [k for k in ("command", "user_id", "channel_id") if not payload.get(k)]
+        if missing:
+            raise MalformedRequestError(f"slash command without {', '.join(missing)}")
+        return payload
+    if kind == "interactive":
+        return check_interactive(payload)
+    if kind == "events_api":
+        if payload.get("type") != "event_callback" or not isinstance(payload.get("event"),
+                                                                     dict):
+            raise MalformedRequestError("events_api payload is not an event_callback")
+        return payload
+    raise MalformedRequestError(f"unknown envelope type {kind!r}")
+
+
+def redelivery_key(kind: str, payload: dict[str, Any]) -> str | None:
+    """What stays the same when Slack sends an envelope again, and differs between two
+    things a person did: a command's or a click's `trigger_id`, an event's `event_id`."""
+    found = payload.get("event_id") if kind == "events_api" else payload.get("trigger_id")
+    return f"{kind}:{found}" if isinstance(found, str) and found else None
+
+
+class SocketModeEdge:
+    """Checks, de-duplicates and dispatches envelopes; every envelope is acked once."""
+
+    def __init__(self, bolt: AsyncApp, *, clock: Clock,
+                 memory: float = REDELIVERY_MEMORY) -> None:
+        self._bolt = bolt
+        self._clock = clock
+        self._seen = ReplayGuard(clock=clock, window=memory)
+
+    async def handle(self, client: AsyncBaseSocketModeClient, req: SocketModeRequest) -> None:
+        """slack_sdk's request listener: one envelope in, one ack out."""
+        try:
+            payload = check_envelope(req.type, req.payload)
+        except MalformedRequestError as exc:
+            log.warning("refused a malformed request",
+                        extra={"reason": str(exc), "transport": "socket"})
+            await _ack(client, req, None)
+            return
+        key = redelivery_key(req.type, payload)
+        if key is not None and not self._seen.first_time(
+                signature=key, timestamp=int(self._clock.now().timestamp())):
+            log.warning("redelivered envelope ignored", extra={
+                "type": req.type, "retry_attempt": req.retry_attempt,
+                "retry_reason": req.retry_reason})
+            await _ack(client, req, None)
+            return
+        response = await self._bolt.async_dispatch(AsyncBoltRequest(
+            mode="socket_mode", body=payload, headers=build_headers(req)))
+        await _ack(client, req, response)
+
+
+async def _ack(client: AsyncBaseSocketModeClient, req: SocketModeRequest,
+               response: BoltResponse | None) -> None:
+    """Ack with the body an HTTP ack would have had (as Bolt's adapter words it); a refusal
+    or an error is acked bare: Slack would only send it again."""
+    payload: dict[str, Any] | None = None
+    if response is not None and response.status != 200:
+        log.info("envelope answered without a reply",
+                 extra={"type": req.type, "status": response.status})
+    elif response is not None and response.body:
+        content_type = response.headers.get("content-type", [""])[0]
+        payload = json.loads(response.body) if content_type.startswith("application/json") \
+            else {"text": response.body}
+    await client.send_socket_mode_response(
+        SocketModeResponse(envelope_id=req.envelope_id, payload=payload))
+
+
+@asynccontextmanager
+async def connect_socket_mode(bolt: AsyncApp, app_token: str, *,
+                              clock: Clock) -> AsyncIterator[None]:
+    """Connected to Slack in Socket Mode while open; slack_sdk reconnects on `disconnect`
+    and on a stale connection. A refused app token raises (slack_sdk would retry forever)."""
+    client = SocketModeClient(app_token=app_token, web_client=bolt.client,
+                              ping_interval=PING_INTERVAL)
+    client.socket_mode_request_listeners.append(SocketModeEdge(bolt, clock=clock).handle)
+    try:
+        try:
+            client.wss_uri = await client.issue_new_wss_url()
+        except SlackApiError as exc:
+            raise SocketAppTokenError(
+                f"SLACK_APP_TOKEN: Slack refused it ({exc.response.get('error')})") from None
+        await client.connect()  # type: ignore[no-untyped-call]  # slack_sdk leaves it bare
+        log.info("connected to Slack in Socket Mode")
+        yield
+    finally:
+        await client.close()  # type: ignore[no-untyped-call]

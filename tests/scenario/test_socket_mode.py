@@ -1,0 +1,180 @@
+"""The bot in Socket Mode: no signing secret, the HTTP edge's guarantees over envelopes, and
+Slack's redeliveries and reconnects changing nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bot.emulator.client import Transport
+from bot.emulator.runner import EmulatorServer
+from bot.slack.guard import NOT_OUR_MEMBER
+from tests.scenario.conftest import APPROVALS, buttons
+from tests.scenario.steps import result_in_thread
+from tests.support import BOT_TOKEN, ThreadedBot
+
+REPO = Path(__file__).resolve().parents[2]
+TASK = "Ship api v2 to staging"
+
+
+@pytest.fixture
+def transport() -> Transport:
+    return "socket"
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> str:
+    # The edge under test keeps its memory in the process; one backend is enough here.
+    return str(tmp_path / "signoff.db")
+
+
+@pytest.fixture
+def quick_acks(emulator: EmulatorServer) -> EmulatorServer:
+    """Slack's 3 s ack deadline cut short, so a redelivery comes at once."""
+    emulator.socket.ack_timeout = 0.3
+    return emulator
+
+
+def runs(bot: ThreadedBot) -> list[Any]:
+    bot.idle()
+    return list(bot.call(lambda: bot.service.store.list_runs()))
+
+
+def test_serves_health_readiness_and_metrics_but_no_http_events(
+    emulator: EmulatorServer, start_bot: Callable[..., ThreadedBot],
+) -> None:
+    """No signing secret: /healthz, /readyz and /metrics answer; /slack/events says it is off."""
+    bot = start_bot()
+    assert bot.service.settings.slack_signing_secret is None
+    with httpx.Client() as http:
+        assert http.get(f"{bot.url}/healthz").status_code == 200
+        assert http.get(f"{bot.url}/readyz").json() == {"ok": True}
+        assert http.get(f"{bot.url}/metrics").status_code == 200
+        events = http.post(bot.events_url, content=b"command=/signoff")
+    assert events.status_code == 404 and "Socket Mode" in events.text
+
+
+def test_a_redelivered_slash_command_starts_one_run(
+    quick_acks: EmulatorServer, start_bot: Callable[..., ThreadedBot],
+) -> None:
+    """Our ack is lost; Slack sends the command again (retry_attempt 1): still one run, one
+    request posted."""
+    emulator = quick_acks
+    bot = start_bot()
+    emulator.socket.lose_acks(1)
+    ack = emulator.client.slash_command(user="U0ALICE", channel="C0GENERAL",
+                                        text=f"deploy {TASK}")
+    assert ack.status_code == 200
+    attempts = [e["retry_attempt"] for _, e in emulator.socket.sent()]
+    assert attempts == [0, 1]
+    emulator.wait_for(lambda: emulator.state.messages(APPROVALS), message="request posted")
+    assert len(runs(bot)) == 1
+    assert len(emulator.state.messages(APPROVALS)) == 1
+
+
+def test_a_redelivered_click_changes_nothing_and_tells_nobody_twice(
+    quick_acks: EmulatorServer, start_bot: Callable[..., ThreadedBot],
+) -> None:
+    """Approve's ack is lost and the click comes again: one decision, one result, and the
+    reviewer is not told anything a second time."""
+    emulator = quick_acks
+    bot = start_bot()
+    emulator.client.slash_command(user="U0ALICE", channel="C0GENERAL", text=f"deploy {TASK}")
+    request = emulator.wait_for(lambda: emulator.state.messages(APPROVALS),
+                                message="request posted")[-1]
+    emulator.socket.lose_acks(1)
+    emulator.client.click(user="U0BOB", channel=APPROVALS, message_ts=request["ts"],
+                          action_id="signoff.approve")
+    assert [e["retry_attempt"] for _, e in emulator.socket.sent()][-2:] == [0, 1]
+    assert "finished: Executed: Deploy plan for: " + TASK in result_in_thread(
+        emulator, request["ts"])
+    bot.idle()
+    audit = bot.call(lambda: bot.service.store.audit())
+    assert [(e.actor, e.outcome) for e in audit if e.kind == "decision"] == [
+        ("U0BOB", "approved")]
+    assert emulator.state.ephemerals("U0BOB") == []
+    finished = [m for m in emulator.state.thread(APPROVALS, request["ts"])
+                if "finished" in m["text"]]
+    assert len(finished) == 1
+
+
+def test_malformed_envelopes_are_acked_and_start_nothing(
+    emulator: EmulatorServer, start_bot: Callable[..., ThreadedBot],
+) -> None:
+    """A command without a user, a click without actions, a non-event: acked bare (Slack
+    would only send them again), nothing runs, nothing is posted."""
+    bot = start_bot()
+    bad = [("slash_commands", {"command": "/signoff", "text": f"deploy {TASK}",
+                               "channel_id": "C0GENERAL", "trigger_id": "t1"}),
+           ("interactive", {"type": "block_actions", "user": {"id": "U0BOB"}, "actions": [],
+                            "trigger_id": "t2"}),
+           ("interactive", {"type": "block_actions", "user": {"id": "U0BOB"},
+                            "actions": [{"value": "x"}], "trigger_id": "t3"}),
+           ("events_api", {"type": "url_verification", "challenge": "x"})]
+    for kind, payload in bad:
+        ack = emulator.socket.deliver(type=kind, payload=payload,
+                                      accepts_response_payload=True)
+        assert (ack.payload, ack.retry_attempt) == (None, 0), kind
+    assert runs(bot) == []
+    assert emulator.state.calls("chat.postMessage") == []
+
+
+def test_the_workspace_guard_runs_for_socket_requests(
+    emulator: EmulatorServer, start_bot: Callable[..., ThreadedBot],
+) -> None:
+    """Mallory (another team) is refused over Socket Mode as over HTTP: command and click."""
+    bot = start_bot()
+    ack = emulator.client.slash_command(user="U0MALLORY", channel="C0GENERAL",
+                                        text=f"deploy {TASK}")
+    assert ack.json()["text"] == NOT_OUR_MEMBER
+    assert runs(bot) == []
+    emulator.client.slash_command(user="U0ALICE", channel="C0GENERAL", text=f"deploy {TASK}")
+    request = emulator.wait_for(lambda: emulator.state.messages(APPROVALS),
+                                message="request posted")[-1]
+    emulator.client.click(user="U0MALLORY", channel=APPROVALS, message_ts=request["ts"],
+                          action_id="signoff.approve")
+    emulator.wait_for(lambda: len(emulator.state.ephemerals("U0MALLORY")) == 2,
+                      message="mallory told for the command and for the click")
+    bot.idle()
+    now = emulator.state.message(APPROVALS, request["ts"])
+    assert now is not None and buttons(now) == buttons(request)
+
+
+def test_after_a_refresh_disconnect_the_bot_reconnects_and_keeps_working(
+    emulator: EmulatorServer, start_bot: Callable[..., ThreadedBot],
+) -> None:
+    """Slack's `disconnect` (refresh_requested): slack_sdk opens a new connection; a click
+    sent meanwhile waits for it and decides."""
+    start_bot()
+    emulator.client.slash_command(user="U0ALICE", channel="C0GENERAL", text=f"deploy {TASK}")
+    request = emulator.wait_for(lambda: emulator.state.messages(APPROVALS),
+                                message="request posted")[-1]
+    before = emulator.socket.connections_opened
+    emulator.socket.disconnect()
+    response = emulator.client.click(user="U0BOB", channel=APPROVALS, message_ts=request["ts"],
+                                     action_id="signoff.approve")
+    assert response.status_code == 200
+    assert emulator.socket.connections_opened == before + 1
+    assert "finished: Executed" in result_in_thread(emulator, request["ts"])
+
+
+def test_serve_refuses_an_app_token_slack_refuses(
+    emulator: EmulatorServer, tmp_path: Path,
+) -> None:
+    """`signoff serve` with a wrong SLACK_APP_TOKEN: exit 2, one line naming it (slack_sdk
+    alone would retry for ever and the process would never be healthy)."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(REPO),
+           "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": "xapp-1-revoked",
+           "SLACK_API_URL": emulator.api_url, "SIGNOFF_DATABASE": str(tmp_path / "s.db")}
+    done = subprocess.run([sys.executable, "-m", "bot", "serve"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        "signoff: SLACK_APP_TOKEN: Slack refused it (invalid_auth)"]
