@@ -6,7 +6,6 @@ import hashlib
 import hmac
 import json
 import logging
-import secrets
 import time
 import uuid
 from collections.abc import Callable
@@ -188,29 +187,6 @@ class SlackEventsClient:
         if button.get("style"):
             payload["actions"][0]["style"] = button["style"]
         return self._send_payload("block_actions", payload, forged, stale)
-
-    def send_event(self, event: Json) -> httpx.Response:
-        """Deliver one Events API event as Slack does over HTTP: wrapped in an
-        `event_callback`, signed, as JSON; returns the app's ack."""
-        ws = self.state.workspace
-        body: Json = {
-            "token": "emulator-verification-token", "team_id": ws.team_id,
-            "api_app_id": ws.bot.app_id, "event": event, "type": "event_callback",
-            "event_id": f"Ev{secrets.token_hex(6).upper()}", "event_time": int(self.clock()),
-            "authorizations": [{"team_id": ws.team_id, "user_id": ws.bot.user_id,
-                                "is_bot": True, "is_enterprise_install": False}],
-        }
-        text = json.dumps(body)
-        ts = str(int(self.clock()))
-        try:
-            response = self.post_raw(body=text, content_type="application/json", timestamp=ts)
-        except httpx.HTTPError as exc:
-            self.state.record_delivery(Delivery(kind="event", payload=body, status=None,
-                                                body="", error=repr(exc)))
-            raise
-        self.state.record_delivery(Delivery(kind="event", payload=body,
-                                            status=response.status_code, body=response.text))
-        return response
 
     def submit_view(self, *, user: str, view_id: str, values: dict[str, dict[str, Any]],
                     forged: bool = False, stale: bool = False,
