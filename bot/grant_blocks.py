@@ -73,4 +73,4 @@ def grants_message(grants: list[Grant]) -> dict[str, Any]:
             "accessory": {"type": "button", "action_id": ACTION_REVOKE_GRANT,
                           "text": _plain("Revoke"), "style": "danger", "value": grant.id},
         })
-    return {"text": f"{len(grants)} standing grant(s) active.", "blocks": blocks}
+    return {"text": messages.grants_active(len(grants)), "blocks": blocks}

@@ -429,6 +429,10 @@ def grant_line(grant: Grant) -> str:
             f"Granted by {mention(grant.granter)}, expires {slack_time(grant.expires_at)}.")
 
 
+def grants_active(count: int) -> str:
+    return f"{counted(count, 'standing grant')} active."
+
+
 def grants_none() -> str:
     return "No standing grants are active."
 

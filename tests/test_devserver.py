@@ -63,8 +63,8 @@ def test_the_page_files_and_approves_a_request_over_socket_mode(
             expect(page.locator(".header-block")).to_contain_text("Approval needed")
             page.select_option("#user-picker", "U0BOB")
             page.once("dialog", lambda dialog: dialog.accept())
-            page.get_by_role("button", name="Approve").click()
-            expect(page.get_by_role("button", name="Approve")).to_have_count(0)
+            page.get_by_role("button", name="Approve", exact=True).click()
+            expect(page.get_by_role("button", name="Approve", exact=True)).to_have_count(0)
             expect(page.get_by_text("Approved by @bob")).to_be_visible()
         finally:
             browser.close()
