@@ -47,7 +47,7 @@ from bot.pauses import build_request
 from bot.policy import Policy
 from bot.ports import Directory, Notifier
 from bot.shadow import SHADOW_COMMENT
-from bot.store import ApprovalStore, Claim, Decision, LostClaimError, StepEnd, Taken
+from bot.store import ApprovalStore, Claim, Decision, LostClaimError, Step, StepEnd, Taken
 from bot.threads import GraphThreads, checkpoint_of, item_digest, parent_of, result_of
 from graphs.registry import GraphRegistry
 
@@ -652,6 +652,10 @@ class Gateway:
     async def expire_many(self, requests: list[ApprovalRequest]) -> list[ApprovalRequest]:
         """Time out a batch of due requests in one transaction; returns those timed out."""
         return await self.decisions.expire_many(requests)
+
+    async def remind(self, step: Step) -> bool:
+        """Fire a due reminder of a request's ladder (once, across replicas)."""
+        return await self.nudges.remind(step)
 
     # -- resuming --------------------------------------------------------------------------
 

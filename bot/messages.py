@@ -339,13 +339,21 @@ def cancelled(run_id: str) -> str:
 def nudge(*, requester: str, title: str, mentions: list[str], anyone: bool) -> str:
     """The reminder posted in the request's thread; `mentions` are our `<@U…>` /
     `<!subteam^S…>` tags for the approvers who have not voted."""
+    return (f":bell: {mention(requester)} is still waiting for a decision on "
+            f"*{untrusted(title)}*. {_waiting_on(mentions, anyone=anyone)}")
+
+
+def _waiting_on(mentions: list[str], *, anyone: bool) -> str:
     who = " ".join(mentions)
     if anyone and not who:
-        who = "Anyone here may decide it."
-    elif not who:
-        who = "(no approver is left to remind)"
-    return (f":bell: {mention(requester)} is still waiting for a decision on "
-            f"*{untrusted(title)}*. {who}")
+        return "Anyone here may decide it."
+    return who or "(no approver is left to remind)"
+
+
+def reminder(*, requester: str, title: str, mentions: list[str], anyone: bool) -> str:
+    """The ladder's scheduled reminder (the tier's `remind`), in the request's thread."""
+    return (f":alarm_clock: Reminder: {mention(requester)}'s request *{untrusted(title)}* "
+            f"still needs a decision. {_waiting_on(mentions, anyone=anyone)}")
 
 
 def nudged() -> str:

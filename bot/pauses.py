@@ -16,11 +16,12 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from bot.grant_rules import grant_offer
 from bot.interrupts import ReviewItem
 from bot.models import ActionSpec, ApprovalRequest, RequestStatus, Run
-from bot.policy import Policy, Tier, TierWhy
+from bot.policy import Policy, Tier, TierWhy, remind_after
 from bot.text import counted
 
 __all__ = ["MAX_TIMEOUT", "PauseTerms", "build_request", "pause_terms"]
@@ -137,8 +138,16 @@ def build_request(
         # Why it needs approval, kept with the request: what its message says every time.
         options=dict(item.options) | {"why": terms.why.to_json()}
         | ({"rejections": tier.rejections} if tier.rejections > 1 else {})
-        | grant_offer(tier, action) | ({"shadow": True} if tier.shadow else {}),
+        | grant_offer(tier, action) | ({"shadow": True} if tier.shadow else {})
+        | _ladder(tier, terms.timeout),
     )
+
+
+def _ladder(tier: Tier, timeout: timedelta) -> dict[str, Any]:
+    """The request's reminders (seconds after it is made), kept in its options: the store
+    writes them as steps with the request, so they are as durable as its deadline."""
+    after = remind_after(tier.remind, timeout)
+    return {"remind_after": after} if after else {}
 
 
 def _ignored(key: str, value: object, why: str, *, kept: str) -> str:

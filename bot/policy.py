@@ -16,7 +16,7 @@ from bot.models import ApprovalRequest, Outcome
 
 __all__ = ["ANYONE", "DEFAULT_MIN_REVIEW_TIME", "DEFAULT_NUDGE_INTERVAL", "DEFAULT_PAUSE_TIER",
            "RISK_ORDER", "Policy", "Refusal", "Tier", "TierWhy", "check_decision",
-           "may_act_for_requester", "may_decide"]
+           "may_act_for_requester", "may_decide", "remind_after"]
 
 ANYONE = "*"
 RISK_ORDER = ("low", "medium", "high", "critical")  # the built-in tiers, least strict first
@@ -44,6 +44,8 @@ class Tier:
     rejections: int = 1  # rejections by allowed approvers that end a request; more: votes
     grants: timedelta | None = None  # the longest standing grant an approver may give; None: none
     mode: str = "enforce"  # "shadow": requests are posted and recorded, the run does not wait
+    # Reminders before the deadline: a fraction (0.5: half the time has passed) or a time left.
+    remind: tuple[float | timedelta, ...] = ()
 
     @property
     def pauses(self) -> bool:
@@ -196,6 +198,15 @@ def _plain(value: Any) -> Any:
     if isinstance(value, StrEnum):
         return value.value
     return value
+
+
+def remind_after(remind: tuple[float | timedelta, ...], timeout: timedelta) -> list[float]:
+    """When a request whose deadline is `timeout` away is reminded, in seconds after it is
+    made: a fraction of the timeout, or the timeout less a time left. One a moment; none at
+    or after the deadline (a payload that shortens nothing cannot make them collide)."""
+    total = timeout.total_seconds()
+    at = {total * r if isinstance(r, float) else total - r.total_seconds() for r in remind}
+    return sorted(a for a in at if 0 < a < total)
 
 
 class Refusal(StrEnum):

@@ -11,10 +11,11 @@ from typing import Any
 from bot.text import counted
 
 __all__ = [
-    "A_ROLE_LIST", "FLOOR_NEEDS_NOBODY", "MISSING_APPROVALS", "MISSING_GRAPH_TIER", "NOT_UTF8",
-    "GRANTS_ON_CRITICAL", "GRANTS_IRREVERSIBLE", "GRANTS_WITH_QUORUM", "MODES",
-    "REFUSE_ELSEWHERE", "REFUSE_WITHOUT_MINIMUM", "and_", "approve_irreversible", "inherited",
-    "must_be", "not_a_duration", "not_a_member", "not_positive", "quote", "refuse_past_timeout",
+    "A_REMIND_LIST", "A_ROLE_LIST", "FLOOR_NEEDS_NOBODY", "MISSING_APPROVALS",
+    "MISSING_GRAPH_TIER", "NOT_UTF8", "GRANTS_ON_CRITICAL", "GRANTS_IRREVERSIBLE",
+    "GRANTS_WITH_QUORUM", "MODES", "REFUSE_ELSEWHERE", "REFUSE_WITHOUT_MINIMUM", "and_",
+    "approve_irreversible", "inherited", "must_be", "not_a_duration", "not_a_member",
+    "not_a_share", "not_positive", "quote", "refuse_past_timeout", "remind_past_timeout",
     "too_few_members", "too_few_to_reject", "too_long", "unknown_key", "unknown_role",
     "unknown_tier", "unreadable",
 ]
@@ -153,6 +154,20 @@ def refuse_past_timeout(review: timedelta, timeout: timedelta) -> str:
     return (f"would refuse every approval: min_review_time ({review.total_seconds():g} s) is "
             f"not shorter than the tier's timeout ({timeout.total_seconds():g} s), so every "
             "request would time out first")
+
+
+A_REMIND_LIST = ('a list of times before the deadline, each a share of it ("50%") or a time '
+                 'left ("5m")')
+
+
+def not_a_share(value: object) -> str:
+    return f"{show(value)} is not a share of the timeout; write a number from 1% to 99%"
+
+
+def remind_past_timeout(value: object, timeout: timedelta) -> str:
+    return (f"{show(value)} left is not shorter than the tier's timeout "
+            f"({timeout.total_seconds():g} s), so that reminder would come before the "
+            "request exists; shorten it or lengthen the timeout")
 
 
 def not_a_duration(value: object) -> str:

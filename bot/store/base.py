@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.audit import ChainHead
@@ -27,9 +27,11 @@ __all__ = [
     "DecisionResult",
     "LostClaimError",
     "NudgeResult",
+    "Step",
     "StepEnd",
     "Taken",
     "VoteResult",
+    "ladder_steps",
 ]
 
 
@@ -84,6 +86,26 @@ class NudgeResult:
     applied: bool
     status: RequestStatus | None
     last_nudged_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One rung of a request's escalation ladder, due at `due_at`: `kind` "remind", the
+    `seq`-th of its kind (0 first)."""
+
+    request_id: str
+    kind: str
+    seq: int
+    due_at: datetime
+
+
+def ladder_steps(request: ApprovalRequest) -> list[Step]:
+    """The steps a new request's terms (in its options, set by `bot.pauses`) ask for: a
+    reminder `remind_after` seconds after its creation, for each. Both backends write these
+    with the request, in its transaction."""
+    offsets = request.options.get("remind_after") or ()
+    return [Step(request.id, "remind", i, request.created_at + timedelta(seconds=float(s)))
+            for i, s in enumerate(sorted(set(offsets)))]
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,6 +401,24 @@ class ApprovalStore(abc.ABC):
         Of concurrent nudges (clicks, replicas) exactly one applies; the others write
         nothing and see the winner's `last_nudged_at`. How long `since` lies back (the
         interval) is the caller's rule."""
+
+    # -- the escalation ladder (reminders) ----------------------------------------------------
+
+    @abc.abstractmethod
+    async def due_steps(self, now: datetime, *, limit: int = 500) -> list[Step]:
+        """Steps not fired yet, due at or before `now`, of pending requests; soonest first.
+        A look, not a claim: `fire_step` decides who fires each."""
+
+    @abc.abstractmethod
+    async def fire_step(self, step: Step, *, at: datetime, audit: AuditEntry) -> bool:
+        """Mark `step` fired at `at` if it is not yet and its request is still pending
+        (compare-and-set, under the request's row lock so a decision committing at once is
+        either before it, and the step does not fire, or after it), appending `audit` in the
+        same transaction. True for exactly one of concurrent callers (replicas)."""
+
+    @abc.abstractmethod
+    async def next_step(self) -> datetime | None:
+        """The earliest due time among unfired steps of pending requests."""
 
     # -- notices (DMs owed when a run ends) ------------------------------------------------
 

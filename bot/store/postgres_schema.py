@@ -235,6 +235,18 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # Standing grants (bot.grants).
     GRANTS_MIGRATION,
+    # The escalation ladder: a request's reminders, due times fired once (bot.scheduler).
+    """
+    CREATE TABLE signoff_steps (
+        request_id text NOT NULL REFERENCES signoff_requests (id),
+        kind text NOT NULL,
+        seq integer NOT NULL,
+        due_at timestamptz NOT NULL,
+        fired_at timestamptz,
+        PRIMARY KEY (request_id, kind, seq)
+    );
+    CREATE INDEX signoff_steps_unfired ON signoff_steps (due_at) WHERE fired_at IS NULL;
+    """,
 )
 # After this migration's SQL, in its transaction: chain the entries it found (bot.audit).
 CHAIN_MIGRATION = 1

@@ -1,0 +1,92 @@
+"""The escalation ladder through the emulator, on both backends: a tier's reminders post in
+the request's thread tagging the approvers who have not voted, each once, before the
+timeout; a decided request is never reminded."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.emulator.runner import EmulatorServer
+from bot.service import Deps
+from graphs.deploy import deploy_spec
+from graphs.registry import GraphRegistry
+from tests.scenario.conftest import APPROVALS, buttons
+from tests.scenario.steps import TEAM_POLICY, Counter, click_expecting, write_policy
+from tests.support import ThreadedBot
+
+CRITICAL = "Drop the legacy users table in production"
+# Critical: two seniors (Carol, Dave), 3 s, reminded halfway and with 1 s left.
+LADDER = TEAM_POLICY.replace('[tiers.critical]\napprovers = "senior"\napprovals = 2\n',
+                             '[tiers.critical]\napprovers = "senior"\napprovals = 2\n'
+                             'timeout = "3s"\nremind = ["50%", "1s"]\n')
+# Medium: anyone, 2 s, reminded with 1 s left.
+QUICK = TEAM_POLICY.replace('[tiers.medium]\napprovers = "reviewer"\napprovals = 1\n',
+                            '[tiers.medium]\napprovers = "reviewer"\napprovals = 1\n'
+                            'timeout = "2s"\nremind = ["1s"]\n')
+
+
+@pytest.fixture
+def ladder_bot(start_bot: Callable[..., ThreadedBot],
+               tmp_path: Path) -> Callable[[str], ThreadedBot]:
+    def start(policy: str) -> ThreadedBot:
+        registry = GraphRegistry([deploy_spec(execute=Counter())])
+        return start_bot(Deps(registry=registry, scheduler_max_sleep=0.5),
+                         SIGNOFF_POLICY=write_policy(tmp_path, policy))
+    return start
+
+
+def reminders(emulator: EmulatorServer, request: dict[str, Any]) -> list[str]:
+    return [m["text"] for m in emulator.state.thread(APPROVALS, request["ts"])
+            if ":alarm_clock:" in m["text"]]
+
+
+def test_reminders_tag_who_has_not_voted_then_the_request_times_out(
+    emulator: EmulatorServer, ladder_bot: Callable[[str], ThreadedBot],
+    request_deploy: Callable[..., dict[str, Any]],
+) -> None:
+    """Carol approves (1 of 2); at 1.5 s and at 2 s the thread is reminded, tagging Dave
+    (not Carol, not Alice the requester); at 3 s the request times out. Two reminders,
+    audited as the bot's, no more."""
+    bot = ladder_bot(LADDER)
+    request = request_deploy(CRITICAL)
+    click_expecting(emulator, user="U0CAROL", message=request, action_id="signoff.approve",
+                    says="Your approval is recorded (1 of 2)")
+    both = emulator.wait_for(lambda: len(reminders(emulator, request)) == 2
+                             and reminders(emulator, request), timeout=6, message="reminded")
+    for text in both:
+        assert "<@U0DAVE>" in text and "<@U0CAROL>" not in text, text
+        assert "<@U0ALICE>'s request" in text and "still needs a decision" in text
+    emulator.wait_for(lambda: not buttons(emulator.state.message(APPROVALS, request["ts"]) or {}),
+                      timeout=6, message="timed out")
+    bot.idle()
+    assert len(reminders(emulator, request)) == 2
+    audit = bot.call(lambda: bot.service.store.audit())
+    kinds = [(e.kind, e.actor) for e in audit if e.kind in ("reminded", "timeout")]
+    assert kinds == [("reminded", "signoff"), ("reminded", "signoff"), ("timeout", "signoff")]
+
+
+def test_a_decided_request_is_never_reminded(
+    emulator: EmulatorServer, ladder_bot: Callable[[str], ThreadedBot],
+    request_deploy: Callable[..., dict[str, Any]],
+) -> None:
+    """Bob approves the first request at once; a second, left alone, is reminded after the
+    first's reminder would have come: the first's thread has none, nor its audit."""
+    bot = ladder_bot(QUICK)
+    first = request_deploy("Ship api v2 to staging")
+    emulator.client.click(user="U0BOB", channel=APPROVALS, message_ts=first["ts"],
+                          action_id="signoff.approve")
+    emulator.wait_for(lambda: not buttons(emulator.state.message(APPROVALS, first["ts"]) or {}),
+                      message="approved")
+    second = request_deploy("Ship web to staging")
+    [said] = emulator.wait_for(lambda: reminders(emulator, second), timeout=5,
+                               message="the second reminded")
+    assert "Anyone here may decide it." in said
+    bot.idle()
+    assert reminders(emulator, first) == []
+    audit = bot.call(lambda: bot.service.store.audit())
+    reminded = {e.request_id for e in audit if e.kind == "reminded"}
+    assert len(reminded) == 1

@@ -1,0 +1,68 @@
+"""The policy file's escalation ladder keys (`remind`): read as shares of the timeout and
+times left, the request's reminder times derived from them, and every mistake refused at
+once with a clear reason."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.policy import Policy, remind_after
+from bot.policy_file import PolicyError, load_policy
+
+
+def load(tmp_path: Path, text: str) -> Policy:
+    path = tmp_path / "policy.toml"
+    path.write_text(text, encoding="utf-8")
+    return load_policy(path)
+
+
+def problems(tmp_path: Path, text: str) -> list[str]:
+    with pytest.raises(PolicyError) as info:
+        load(tmp_path, text)
+    return [f"{p.key}: {p.problem}" for p in info.value.problems]
+
+
+def test_remind_is_read_as_shares_and_times_left(tmp_path: Path) -> None:
+    policy = load(tmp_path, '[tiers.high]\ntimeout = "30m"\nremind = ["50%", "5m"]\n')
+    high = policy.tiers["high"]
+    assert high.remind == (0.5, timedelta(minutes=5))
+    assert remind_after(high.remind, high.timeout) == [900.0, 1500.0]
+    assert policy.tiers["medium"].remind == ()
+
+
+def test_reminders_follow_the_requests_own_deadline() -> None:
+    """A payload that lengthens the deadline moves the reminders with it; two that land on
+    one moment are one reminder."""
+    remind = (0.5, timedelta(minutes=5), 0.9)
+    assert remind_after(remind, timedelta(hours=1)) == [1800.0, 3240.0, 3300.0]
+    assert remind_after((0.5, timedelta(seconds=5)), timedelta(seconds=10)) == [5.0]
+
+
+def test_remind_mistakes_are_all_reported(tmp_path: Path) -> None:
+    found = problems(tmp_path, '[tiers.high]\ntimeout = "10m"\nremind = ["10m"]\n'
+                               '[tiers.medium]\nremind = ["150%"]\n'
+                               '[tiers.critical]\nremind = "5m"\n'
+                               '[tiers.low]\napprovals = 1\nremind = ["soon"]\n')
+    assert any(p.startswith('tiers.high.remind: "10m" left is not shorter than the tier\'s '
+                            "timeout (600 s)") for p in found), found
+    assert any(p.startswith('tiers.medium.remind: "150%" is not a share of the timeout')
+               for p in found), found
+    assert any(p.startswith("tiers.critical.remind: must be a list of times before the "
+                            "deadline") for p in found), found
+    assert any(p.startswith('tiers.low.remind: "soon" is not a duration') for p in found), found
+    assert len(found) == 4
+
+
+def test_explain_gives_the_reminder_times(tmp_path: Path) -> None:
+    """`signoff policy explain` says when a tier's requests are reminded."""
+    from bot.explain import _terms
+
+    policy = load(tmp_path, '[tiers.high]\ntimeout = "30m"\nremind = ["50%", "5m"]\n')
+    high = policy.tiers["high"]
+    lines = _terms(policy, high, approvers=high.approvers, timeout=high.timeout,
+                   on_timeout=high.on_timeout)
+    assert any(line.startswith("reminders: in the request's thread") and "15 min" in line
+               and "25 min" in line for line in lines), lines
