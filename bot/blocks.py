@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from bot.grant_blocks import grant_offer_blocks
-from bot.messages import SHADOW_NOTE, request_why, slack_time
+from bot.messages import SHADOW_NOTE, escalated_note, request_why, slack_time
 from bot.models import SYSTEM_ACTOR, ApprovalRequest, RequestStatus, Run
 from bot.text import code, cut, plain, untrusted
 from bot.text import mention as _mention
@@ -247,6 +247,9 @@ def request_message(
             f"rejections. {needed} more from a *different* approver rejects it.")})
     if open_ and mention:
         blocks.append({"type": "section", "text": _mrkdwn(f"Approvers: {mention}")})
+    if open_ and request.escalated_at is not None:
+        blocks.append({"type": "section", "text": _mrkdwn(escalated_note(
+            str(request.options.get("escalate_to", ""))))})
     if shadow:
         blocks.append({"type": "section", "text": _mrkdwn(SHADOW_NOTE)})
     if open_:

@@ -126,9 +126,10 @@ class Decisions:
         return request, run, None
 
     async def is_approver(self, request: ApprovalRequest, user: str) -> bool:
-        """Whether `user` is among those `request`'s role names (by ID, group or "*")."""
+        """Whether `user` is among those `request`'s role names (by ID, group or "*"), with
+        its escalation role's once escalated (`Policy.approver_entries`)."""
         return await self._directory.is_member(
-            self._policy.role_members(request.approvers_role), user,
+            self._policy.approver_entries(request), user,
             guests=self._policy.guests)
 
     async def may_decide(self, request: ApprovalRequest, user: str) -> bool:

@@ -126,6 +126,10 @@ def _terms(policy: Policy, tier: Tier, *, approvers: str, timeout: Any,
         at = ", ".join(human_duration(timedelta(seconds=a)) for a in after) or "none fit"
         lines.append(f"reminders: in the request's thread, tagging who has not voted, "
                      f"{at} after posting")
+    if tier.escalate_to and tier.escalate_after is not None:
+        lines.append(f"escalation: {human_duration(tier.escalate_after)} after posting, role "
+                     f"{tier.escalate_to} ({_members(policy, tier.escalate_to)}) may decide "
+                     "too and is tagged")
     if tier.min_review_time is not None:
         fate = "refused" if tier.refuse_fast_approvals else "flagged as rubber stamps"
         lines.append(f"review time: approvals sooner than "

@@ -654,8 +654,14 @@ class Gateway:
         return await self.decisions.expire_many(requests)
 
     async def remind(self, step: Step) -> bool:
-        """Fire a due reminder of a request's ladder (once, across replicas)."""
-        return await self.nudges.remind(step)
+        """Fire a due step of a request's ladder (once, across replicas); an escalation
+        also redraws the request's message, naming its new approvers."""
+        fired = await self.nudges.remind(step)
+        if fired and step.kind == "escalate":
+            found = await self.store.request_and_run(step.request_id)
+            if found is not None:
+                await self.decisions.redraw(found[1], found[0])
+        return fired
 
     # -- resuming --------------------------------------------------------------------------
 

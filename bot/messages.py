@@ -356,6 +356,18 @@ def reminder(*, requester: str, title: str, mentions: list[str], anyone: bool) -
             f"still needs a decision. {_waiting_on(mentions, anyone=anyone)}")
 
 
+def escalated_note(role: str) -> str:
+    """On an escalated request's message: who was added to its approvers."""
+    return f":rotating_light: *Escalated:* members of {code(role)} may decide it too."
+
+
+def escalated(*, requester: str, title: str, role: str, mentions: list[str]) -> str:
+    """The ladder's escalation, in the request's thread: who may now decide it too."""
+    who = " ".join(mentions) or f"the {code(role)} role"
+    return (f":rotating_light: Escalated: {mention(requester)}'s request *{untrusted(title)}* "
+            f"has had no decision; {who} ({code(role)}) may now decide it too.")
+
+
 def nudged() -> str:
     return "Nudged the approvers in the request's thread."
 

@@ -89,16 +89,30 @@ class Nudges:
             return False
         request, run = found
         now = self._clock.now()
+        escalate = step.kind == "escalate"
+        role = str(request.options.get("escalate_to", ""))
         won = await self._store.fire_step(step, at=now, audit=AuditEntry(
-            at=now, kind="reminded", actor=SYSTEM_ACTOR, outcome="pending", run_id=run.id,
-            graph=run.graph, node=request.node, request_id=request.id,
-            detail=f"reminder {step.seq + 1}"))
+            at=now, kind="escalated" if escalate else "reminded", actor=SYSTEM_ACTOR,
+            outcome="pending", run_id=run.id, graph=run.graph, node=request.node,
+            request_id=request.id,
+            detail=f"escalated to {role}" if escalate else f"reminder {step.seq + 1}"))
         if not won:
             return False
         late = (now - step.due_at).total_seconds()
-        log.info("approvers reminded", extra={"request_id": request.id, "late_s": round(late, 3)})
-        await self._post_waiting(request, run, reminder=True)
+        log.info("ladder step fired", extra={"request_id": request.id, "step": step.kind,
+                                             "late_s": round(late, 3)})
+        if escalate:
+            await self._post_escalation(request, run, role)
+        else:
+            await self._post_waiting(request, run, reminder=True)
         return True
+
+    async def _post_escalation(self, request: ApprovalRequest, run: Run, role: str) -> None:
+        """Tag the escalation role's members (not those who voted, nor the requester)."""
+        skip = {v.user for v in request.votes} | {run.requester}
+        mentions, _ = await self._waiting_on(role, skip=skip)
+        await self._post(request, run, messages.escalated(
+            requester=run.requester, title=request.action.title, role=role, mentions=mentions))
 
     async def _post_waiting(self, request: ApprovalRequest, run: Run, *, reminder: bool) -> bool:
         """Post, in the request's thread, whom it waits on (those who have not voted, never
@@ -109,8 +123,12 @@ class Nudges:
             voted.add(run.requester)  # who may not approve is not reminded to
         mentions, anyone = await self._waiting_on(request.approvers_role, skip=voted)
         build = messages.reminder if reminder else messages.nudge
-        text = build(requester=run.requester, title=request.action.title,
-                     mentions=mentions, anyone=anyone)
+        return await self._post(request, run, build(
+            requester=run.requester, title=request.action.title, mentions=mentions,
+            anyone=anyone))
+
+    async def _post(self, request: ApprovalRequest, run: Run, text: str) -> bool:
+        """Post `text` in the request's thread; False if there is none yet or it failed."""
         thread = run.thread_ts or request.message_ts
         if thread is None:
             log.warning("no thread to post in yet", extra={"request_id": request.id})
@@ -121,7 +139,7 @@ class Nudges:
             await self._notifier.post_in_thread(run=where, text=text)
         except Exception:
             log.exception("could not post in the request's thread",
-                          extra={"request_id": request.id, "reminder": reminder})
+                          extra={"request_id": request.id})
             return False
         return True
 

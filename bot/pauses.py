@@ -147,7 +147,11 @@ def _ladder(tier: Tier, timeout: timedelta) -> dict[str, Any]:
     """The request's reminders (seconds after it is made), kept in its options: the store
     writes them as steps with the request, so they are as durable as its deadline."""
     after = remind_after(tier.remind, timeout)
-    return {"remind_after": after} if after else {}
+    ladder: dict[str, Any] = {"remind_after": after} if after else {}
+    if tier.escalate_to and tier.escalate_after is not None and tier.escalate_after < timeout:
+        ladder |= {"escalate_after": tier.escalate_after.total_seconds(),
+                   "escalate_to": tier.escalate_to}
+    return ladder
 
 
 def _ignored(key: str, value: object, why: str, *, kept: str) -> str:

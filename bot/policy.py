@@ -46,6 +46,9 @@ class Tier:
     mode: str = "enforce"  # "shadow": requests are posted and recorded, the run does not wait
     # Reminders before the deadline: a fraction (0.5: half the time has passed) or a time left.
     remind: tuple[float | timedelta, ...] = ()
+    # This long after a request is made, `escalate_to`'s members become its approvers too.
+    escalate_after: timedelta | None = None
+    escalate_to: str | None = None
 
     @property
     def pauses(self) -> bool:
@@ -136,6 +139,16 @@ class Policy:
     def role_members(self, role: str) -> tuple[str, ...]:
         """The user and user-group IDs (or "*") that make up `role`."""
         return self.roles.get(role, ())
+
+    def approver_entries(self, request: ApprovalRequest) -> tuple[str, ...]:
+        """Who may decide `request`: its role's entries and, once the ladder escalated it,
+        its escalation role's (kept in its options when made) as well. The one rule the
+        decision layer, the Home tab and the mentions read."""
+        entries = self.role_members(request.approvers_role)
+        role = request.options.get("escalate_to")
+        if request.escalated_at is not None and isinstance(role, str):
+            entries += tuple(e for e in self.role_members(role) if e not in entries)
+        return entries
 
     def cancellers(self) -> tuple[str, ...]:
         """The entries (user IDs, groups, "*") of the role that may cancel anyone's run."""

@@ -37,7 +37,7 @@ _GRAPH_KEYS = ("tier",)
 _TIER_KEYS = (
     "approvers", "approvals", "rejections", "timeout", "on_timeout", "confirm", "reversible",
     "self_approval", "min_review_time", "refuse_fast_approvals", "grants", "mode",
-    "remind",
+    "remind", "escalate_after", "escalate_to",
 )
 MODES = ("enforce", "shadow")
 _REFUSING_TIER = "critical"  # the one tier whose fast approvals may be refused
@@ -122,6 +122,10 @@ def load_policy(path: Path) -> Policy:
                             ("50%") or a time left before the deadline ("5m"); none unless
                             set. Each fires once (across restarts and replicas), never once
                             the request is decided.
+      escalate_after        this long after a request is made (shorter than its timeout),
+                            escalate_to's members may decide it too, are tagged in its thread
+                            and its message says so; set both or neither.
+      escalate_to           the role escalated to (a role defined in [roles]).
     [graphs.NAME]           one graph (by its registered name).
       tier (required)       the lowest tier of this graph's pauses, instead of
                             defaults.pause_tier; a tier with approvals = 0 lets its pauses
@@ -376,8 +380,16 @@ def _tier(
     mode = get("mode", lambda: _mode(spec, where=where), fallback.mode)
     remind = get("remind", lambda: _remind(spec["remind"], where=f"{where}.remind",
                                            timeout=timeout), fallback.remind)
+    escalate_after = get("escalate_after", lambda: _duration(
+        spec, "escalate_after", where=where, default=timedelta(0)), None)
+    escalate_to = get("escalate_to", lambda: _role_name(spec["escalate_to"],
+                                                        f"{where}.escalate_to", roles), None)
+    found.check(lambda: _check_escalation(spec, where=where, after=escalate_after,
+                                          timeout=timeout), None)
     return Tier(
         remind=remind,
+        escalate_after=escalate_after,
+        escalate_to=escalate_to,
         name=name,
         grants=grants,
         mode=mode,
@@ -448,6 +460,16 @@ def _review_time(spec: Mapping[str, Any], *, where: str) -> timedelta | None:
         return parse_duration(value)
     except ValueError as exc:
         raise _Invalid(f"{where}.min_review_time", f"{exc}; or 0 for no minimum") from None
+
+
+def _check_escalation(spec: Mapping[str, Any], *, where: str, after: timedelta | None,
+                      timeout: timedelta) -> None:
+    """Both keys or neither; the escalation before the deadline."""
+    if ("escalate_after" in spec) != ("escalate_to" in spec):
+        missing = "escalate_to" if "escalate_after" in spec else "escalate_after"
+        raise _Invalid(f"{where}.{missing}", words.ESCALATION_HALF)
+    if after is not None and after >= timeout:
+        raise _Invalid(f"{where}.escalate_after", words.escalate_past_timeout(after, timeout))
 
 
 def _remind(raw: object, *, where: str,

@@ -56,13 +56,40 @@ def test_remind_mistakes_are_all_reported(tmp_path: Path) -> None:
     assert len(found) == 4
 
 
+def test_escalation_is_read(tmp_path: Path) -> None:
+    policy = load(tmp_path, '[roles]\noncall = ["U0ERIN"]\n[tiers.high]\ntimeout = "30m"\n'
+                            'escalate_after = "10m"\nescalate_to = "oncall"\n')
+    high = policy.tiers["high"]
+    assert (high.escalate_after, high.escalate_to) == (timedelta(minutes=10), "oncall")
+    assert policy.tiers["medium"].escalate_to is None
+
+
+def test_escalation_mistakes_are_all_reported(tmp_path: Path) -> None:
+    """An unknown role, an escalation at or after the timeout, and half the pair."""
+    found = problems(tmp_path, '[roles]\noncall = ["U0ERIN"]\n'
+                               '[tiers.high]\ntimeout = "10m"\nescalate_after = "10m"\n'
+                               'escalate_to = "oncal"\n'
+                               '[tiers.medium]\nescalate_after = "5m"\n'
+                               '[tiers.critical]\nescalate_to = "oncall"\n')
+    assert any(p.startswith("tiers.high.escalate_to: ") and "oncal" in p for p in found), found
+    assert any(p.startswith("tiers.high.escalate_after: 600 s is not shorter than the tier's "
+                            "timeout") for p in found), found
+    assert any(p.startswith("tiers.medium.escalate_to: missing; escalate_after and "
+                            "escalate_to go together") for p in found), found
+    assert any(p.startswith("tiers.critical.escalate_after: missing;") for p in found), found
+    assert len(found) == 4
+
+
 def test_explain_gives_the_reminder_times(tmp_path: Path) -> None:
     """`signoff policy explain` says when a tier's requests are reminded."""
     from bot.explain import _terms
 
-    policy = load(tmp_path, '[tiers.high]\ntimeout = "30m"\nremind = ["50%", "5m"]\n')
+    policy = load(tmp_path, '[roles]\noncall = ["U0ERIN"]\n[tiers.high]\ntimeout = "30m"\n'
+                            'remind = ["50%", "5m"]\nescalate_after = "10m"\n'
+                            'escalate_to = "oncall"\n')
     high = policy.tiers["high"]
     lines = _terms(policy, high, approvers=high.approvers, timeout=high.timeout,
                    on_timeout=high.on_timeout)
     assert any(line.startswith("reminders: in the request's thread") and "15 min" in line
                and "25 min" in line for line in lines), lines
+    assert any(line.startswith("escalation: 10 min after posting, role oncall") for line in lines)

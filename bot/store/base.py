@@ -90,8 +90,8 @@ class NudgeResult:
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """One rung of a request's escalation ladder, due at `due_at`: `kind` "remind", the
-    `seq`-th of its kind (0 first)."""
+    """One rung of a request's escalation ladder, due at `due_at`: `kind` "remind" or
+    "escalate", the `seq`-th of its kind (0 first)."""
 
     request_id: str
     kind: str
@@ -104,8 +104,13 @@ def ladder_steps(request: ApprovalRequest) -> list[Step]:
     reminder `remind_after` seconds after its creation, for each. Both backends write these
     with the request, in its transaction."""
     offsets = request.options.get("remind_after") or ()
-    return [Step(request.id, "remind", i, request.created_at + timedelta(seconds=float(s)))
-            for i, s in enumerate(sorted(set(offsets)))]
+    steps = [Step(request.id, "remind", i, request.created_at + timedelta(seconds=float(s)))
+             for i, s in enumerate(sorted(set(offsets)))]
+    escalate = request.options.get("escalate_after")
+    if escalate is not None and request.options.get("escalate_to"):
+        steps.append(Step(request.id, "escalate", 0,
+                          request.created_at + timedelta(seconds=float(escalate))))
+    return steps
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,7 +407,7 @@ class ApprovalStore(abc.ABC):
         nothing and see the winner's `last_nudged_at`. How long `since` lies back (the
         interval) is the caller's rule."""
 
-    # -- the escalation ladder (reminders) ----------------------------------------------------
+    # -- the escalation ladder (reminders, escalation) ----------------------------------
 
     @abc.abstractmethod
     async def due_steps(self, now: datetime, *, limit: int = 500) -> list[Step]:
@@ -412,6 +417,7 @@ class ApprovalStore(abc.ABC):
     @abc.abstractmethod
     async def fire_step(self, step: Step, *, at: datetime, audit: AuditEntry) -> bool:
         """Mark `step` fired at `at` if it is not yet and its request is still pending
+        (an "escalate" step also sets the request's `escalated_at`)
         (compare-and-set, under the request's row lock so a decision committing at once is
         either before it, and the step does not fire, or after it), appending `audit` in the
         same transaction. True for exactly one of concurrent callers (replicas)."""

@@ -483,6 +483,9 @@ class PostgresApprovalStore(ApprovalStore):
                 (at, step.request_id, step.kind, step.seq))
             if not won:
                 return False
+            if step.kind == "escalate":
+                await conn.execute("UPDATE signoff_requests SET escalated_at = %s WHERE id = %s",
+                                   (at, step.request_id))
             await _insert_audit(conn, [audit])
             return True
 

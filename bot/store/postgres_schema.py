@@ -247,6 +247,10 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX signoff_steps_unfired ON signoff_steps (due_at) WHERE fired_at IS NULL;
     """,
+    # The ladder's escalation: when the request's escalation role was added to its approvers.
+    """
+    ALTER TABLE signoff_requests ADD COLUMN escalated_at timestamptz;
+    """,
 )
 # After this migration's SQL, in its transaction: chain the entries it found (bot.audit).
 CHAIN_MIGRATION = 1
@@ -296,7 +300,7 @@ def requests_sql(where: str, *, source: str = "signoff_requests r", with_run: bo
                  ) -> str:
     """SELECT requests (aliased `r`) with their votes from `source`, filtered by `where`
     (which may end in ORDER BY / LIMIT); with `with_run`, the run's columns as `u_*`."""
-    columns = ", ".join(f"r.{c}" for c in _REQUEST_COLUMNS)
+    columns = ", ".join(f"r.{c}" for c in (*_REQUEST_COLUMNS, "escalated_at"))
     join = ""
     if with_run:
         columns += ", " + ", ".join(f"u.{c} AS u_{c}" for c in RUN_COLUMNS)
@@ -366,6 +370,7 @@ def request_row(row: dict[str, Any]) -> ApprovalRequest:
         options=row["options"],
         edited_args=row["edited_args"],
         applied_checkpoint=row["applied_checkpoint"],
+        escalated_at=None if row["escalated_at"] is None else row["escalated_at"].astimezone(UTC),
         rejections=_votes(row["against_users"], row["against_ats"]),
     )
 

@@ -220,6 +220,10 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX signoff_steps_unfired ON signoff_steps (due_at) WHERE fired_at IS NULL;
     """,
+    # The ladder's escalation: when the request's escalation role was added to its approvers.
+    """
+    ALTER TABLE signoff_requests ADD COLUMN escalated_at REAL;
+    """,
 )
 # After this migration's SQL, in its transaction: chain the entries it found (bot.audit).
 _CHAIN_MIGRATION = 3
@@ -299,6 +303,7 @@ def _request(row: sqlite3.Row, votes: Iterable[Vote],
         options=json.loads(row["options"]),
         edited_args=None if row["edited_args"] is None else json.loads(row["edited_args"]),
         applied_checkpoint=row["applied_checkpoint"],
+        escalated_at=_dt(row["escalated_at"]),
         rejections=tuple(against),
     )
 
@@ -739,6 +744,9 @@ class SqliteApprovalStore(ApprovalStore):
                 (_ts(at), step.request_id, step.kind, step.seq, step.request_id))
             if cur.rowcount != 1:
                 return False
+            if step.kind == "escalate":
+                await db.execute("UPDATE signoff_requests SET escalated_at = ? WHERE id = ?",
+                                 (_ts(at), step.request_id))
             await _insert_audit(db, audit)
             return True
 
@@ -964,7 +972,8 @@ async def _select_requests(
     db: aiosqlite.Connection, where: str, params: Iterable[Any]
 ) -> list[ApprovalRequest]:
     async with db.execute(
-        f"SELECT {_REQUEST_COLUMNS} FROM signoff_requests WHERE {where}", tuple(params)
+        f"SELECT {_REQUEST_COLUMNS}, escalated_at FROM signoff_requests WHERE {where}",
+        tuple(params)
     ) as cur:
         rows = list(await cur.fetchall())
     if not rows:

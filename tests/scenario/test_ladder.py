@@ -1,6 +1,7 @@
 """The escalation ladder through the emulator, on both backends: a tier's reminders post in
 the request's thread tagging the approvers who have not voted, each once, before the
-timeout; a decided request is never reminded."""
+timeout; a decided request is never reminded; an escalation tags the escalation role, says
+so on the message and lets its members decide."""
 
 from __future__ import annotations
 
@@ -90,3 +91,63 @@ def test_a_decided_request_is_never_reminded(
     audit = bot.call(lambda: bot.service.store.audit())
     reminded = {e.request_id for e in audit if e.kind == "reminded"}
     assert len(reminded) == 1
+
+
+HIGH = "Ship api v2 to production"
+# High: one senior (Carol, Dave); reminded at 25% of 4 s, escalated to the manager (Erin)
+# at 2 s, timed out at 4 s.
+ESCALATING = TEAM_POLICY.replace('[tiers.high]\napprovers = "senior"\napprovals = 1\n',
+                                 '[tiers.high]\napprovers = "senior"\napprovals = 1\n'
+                                 'timeout = "4s"\nremind = ["25%"]\n'
+                                 'escalate_after = "2s"\nescalate_to = "manager"\n')
+
+
+def escalations(emulator: EmulatorServer, request: dict[str, Any]) -> list[str]:
+    return [m["text"] for m in emulator.state.thread(APPROVALS, request["ts"])
+            if ":rotating_light:" in m["text"]]
+
+
+def test_a_reminder_then_an_escalation_then_the_timeout(
+    emulator: EmulatorServer, ladder_bot: Callable[[str], ThreadedBot],
+    request_deploy: Callable[..., dict[str, Any]],
+) -> None:
+    """Nobody decides: a reminder tags the seniors, then the escalation tags Erin (the
+    manager) and the message says so, then the request times out. Audited in that order."""
+    bot = ladder_bot(ESCALATING)
+    request = request_deploy(HIGH)
+    [reminded] = emulator.wait_for(lambda: reminders(emulator, request), timeout=5,
+                                   message="reminded")
+    assert "<@U0CAROL>" in reminded and "<@U0DAVE>" in reminded
+    [escalated] = emulator.wait_for(lambda: escalations(emulator, request), timeout=5,
+                                    message="escalated")
+    assert "<@U0ERIN>" in escalated and "`manager`" in escalated
+    assert "<@U0CAROL>" not in escalated
+    emulator.wait_for(lambda: "Escalated:" in str(
+        emulator.state.message(APPROVALS, request["ts"])), timeout=3, message="redrawn")
+    emulator.wait_for(lambda: not buttons(emulator.state.message(APPROVALS, request["ts"]) or {}),
+                      timeout=6, message="timed out")
+    bot.idle()
+    audit = bot.call(lambda: bot.service.store.audit())
+    assert [(e.kind, e.actor) for e in audit if e.kind in ("reminded", "escalated", "timeout")
+            ] == [("reminded", "signoff"), ("escalated", "signoff"), ("timeout", "signoff")]
+    assert len(escalations(emulator, request)) == 1
+
+
+def test_the_escalation_role_may_decide_only_once_escalated(
+    emulator: EmulatorServer, ladder_bot: Callable[[str], ThreadedBot],
+    request_deploy: Callable[..., dict[str, Any]],
+) -> None:
+    """Erin is refused before the escalation; after it her approval decides the request."""
+    bot = ladder_bot(ESCALATING)
+    request = request_deploy(HIGH)
+    click_expecting(emulator, user="U0ERIN", message=request, action_id="signoff.approve",
+                    says="You are not an approver for this request")
+    emulator.wait_for(lambda: escalations(emulator, request), timeout=5, message="escalated")
+    emulator.client.click(user="U0ERIN", channel=APPROVALS, message_ts=request["ts"],
+                          action_id="signoff.approve")
+    emulator.wait_for(lambda: not buttons(emulator.state.message(APPROVALS, request["ts"]) or {}),
+                      timeout=3, message="approved")
+    bot.idle()
+    stored = bot.call(lambda: bot.service.store.audit())
+    assert [(e.kind, e.actor, e.outcome) for e in stored if e.kind == "decision"] == [
+        ("decision", "U0ERIN", "approved")]

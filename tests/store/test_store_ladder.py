@@ -1,6 +1,6 @@
 """The escalation ladder's primitives on every backend: a request's reminders are written
 with it, come due in order, fire once (of two replicas firing at once, one), and never for
-a decided request."""
+a decided request; an escalation marks its request escalated."""
 
 from __future__ import annotations
 
@@ -81,3 +81,20 @@ async def test_a_firing_racing_a_decision_leaves_no_reminder_after_it(
         kinds = [e.kind for e in await one.audit() if e.request_id == request.id
                  and e.kind in ("reminded", "decision")]
         assert kinds in (["decision"], ["reminded", "decision"]), kinds
+
+
+async def test_an_escalation_marks_the_request_escalated(store: ApprovalStore,
+                                                        make: Factory) -> None:
+    """The escalate step (from the request's options) fires once and sets escalated_at,
+    which every read of the request carries."""
+    request = await make.add_request(store, options={"escalate_after": 30,
+                                                     "escalate_to": "oncall"})
+    assert await store.next_step() == T0 + timedelta(seconds=30)
+    [step] = await store.due_steps(T0 + timedelta(seconds=30))
+    assert (step.kind, step.seq) == ("escalate", 0)
+    assert await fire(store, make, step, seconds=31)
+    assert not await fire(store, make, step, seconds=32)
+    stored = await store.get_request(request.id)
+    assert stored is not None and stored.escalated_at == T0 + timedelta(seconds=31)
+    [pending] = await store.pending_requests()
+    assert pending.escalated_at == T0 + timedelta(seconds=31)
