@@ -738,6 +738,10 @@ class Gateway:
         await self._say(run, messages.run_cancelled(run_id=run.id, user=user))
         return messages.cancelled(run.id)
 
+    async def extend(self, *, request_id: str, user: str) -> str:
+        """An approver's Extend button (`bot.decisions.Decisions.extend`)."""
+        return await self.decisions.extend(request_id=request_id, user=user)
+
     async def nudge(self, *, request_id: str, user: str) -> str:
         """Remind a request's approvers (at most once per the policy's interval); returns
         what to tell `user`. The request's Nudge button and the Home tab come here."""

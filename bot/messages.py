@@ -368,6 +368,33 @@ def escalated(*, requester: str, title: str, role: str, mentions: list[str]) -> 
             f"has had no decision; {who} ({code(role)}) may now decide it too.")
 
 
+def extend_label(by: timedelta) -> str:
+    return f"Extend {human_duration(by)}"
+
+
+def extended(deadline: datetime, *, left: int) -> str:
+    more = f"{counted(left, 'more extension')} allowed" if left else "no more extensions"
+    return f"Extended: the deadline is now {slack_time(deadline)} ({more})."
+
+
+def extend_refused_not_approver(role: str) -> str:
+    return ("Only the request's approvers can extend its deadline "
+            f"(needs: {untrusted(role)}). Nothing changed.")
+
+
+def extend_refused_none_left(most: int) -> str:
+    return (f"This request's deadline was already extended {counted(most, 'time')}, the most "
+            "its tier allows. Nothing changed.")
+
+
+def extend_not_offered() -> str:
+    return "This request's tier does not allow extending its deadline. Nothing changed."
+
+
+def extended_in_thread(*, user: str, deadline: datetime) -> str:
+    return f":hourglass: {mention(user)} extended the deadline to {slack_time(deadline)}."
+
+
 def nudged() -> str:
     return "Nudged the approvers in the request's thread."
 

@@ -234,6 +234,7 @@ class ApprovalRequest:
     rejections: tuple[Vote, ...] = ()
     # When the ladder escalated it (its `escalate_to` role, in options, may decide too).
     escalated_at: datetime | None = None
+    extends_used: int = 0  # how many times an approver extended its deadline
 
     @property
     def rejections_required(self) -> int:

@@ -151,6 +151,8 @@ def _ladder(tier: Tier, timeout: timedelta) -> dict[str, Any]:
     if tier.escalate_to and tier.escalate_after is not None and tier.escalate_after < timeout:
         ladder |= {"escalate_after": tier.escalate_after.total_seconds(),
                    "escalate_to": tier.escalate_to}
+    if tier.extend is not None and tier.max_extends > 0:
+        ladder |= {"extend": tier.extend.total_seconds(), "max_extends": tier.max_extends}
     return ladder
 
 

@@ -49,6 +49,9 @@ class Tier:
     # This long after a request is made, `escalate_to`'s members become its approvers too.
     escalate_after: timedelta | None = None
     escalate_to: str | None = None
+    # An approver may move the deadline this much later, at most `max_extends` times.
+    extend: timedelta | None = None
+    max_extends: int = 0
 
     @property
     def pauses(self) -> bool:

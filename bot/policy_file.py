@@ -37,7 +37,7 @@ _GRAPH_KEYS = ("tier",)
 _TIER_KEYS = (
     "approvers", "approvals", "rejections", "timeout", "on_timeout", "confirm", "reversible",
     "self_approval", "min_review_time", "refuse_fast_approvals", "grants", "mode",
-    "remind", "escalate_after", "escalate_to",
+    "remind", "escalate_after", "escalate_to", "extend", "max_extends",
 )
 MODES = ("enforce", "shadow")
 _REFUSING_TIER = "critical"  # the one tier whose fast approvals may be refused
@@ -126,6 +126,9 @@ def load_policy(path: Path) -> Policy:
                             escalate_to's members may decide it too, are tagged in its thread
                             and its message says so; set both or neither.
       escalate_to           the role escalated to (a role defined in [roles]).
+      extend                how much later an approver's Extend button moves the deadline
+                            (and the reminders still to come); set with max_extends.
+      max_extends           how many times a request may be extended (1 or more).
     [graphs.NAME]           one graph (by its registered name).
       tier (required)       the lowest tier of this graph's pauses, instead of
                             defaults.pause_tier; a tier with approvals = 0 lets its pauses
@@ -386,7 +389,16 @@ def _tier(
                                                         f"{where}.escalate_to", roles), None)
     found.check(lambda: _check_escalation(spec, where=where, after=escalate_after,
                                           timeout=timeout), None)
+    extend = get("extend", lambda: _duration(spec, "extend", where=where,
+                                             default=timedelta(0)), None)
+    max_extends = get("max_extends", lambda: _count(spec, "max_extends", where=where, least=1),
+                      0)
+    if ("extend" in spec) != ("max_extends" in spec):
+        missing = "max_extends" if "extend" in spec else "extend"
+        found.add(f"{where}.{missing}", words.EXTEND_HALF)
     return Tier(
+        extend=extend,
+        max_extends=max_extends if extend is not None else 0,
         remind=remind,
         escalate_after=escalate_after,
         escalate_to=escalate_to,

@@ -11,7 +11,7 @@ from typing import Any
 from bot.text import counted
 
 __all__ = [
-    "A_REMIND_LIST", "A_ROLE_LIST", "ESCALATION_HALF", "escalate_past_timeout",
+    "A_REMIND_LIST", "A_ROLE_LIST", "ESCALATION_HALF", "EXTEND_HALF", "escalate_past_timeout",
     "FLOOR_NEEDS_NOBODY", "MISSING_APPROVALS", "MISSING_GRAPH_TIER", "NOT_UTF8",
     "GRANTS_ON_CRITICAL", "GRANTS_IRREVERSIBLE", "GRANTS_WITH_QUORUM", "MODES", "REFUSE_ELSEWHERE",
     "REFUSE_WITHOUT_MINIMUM", "and_", "approve_irreversible", "inherited", "must_be",
@@ -161,6 +161,9 @@ A_REMIND_LIST = ('a list of times before the deadline, each a share of it ("50%"
 
 
 ESCALATION_HALF = ("missing; escalate_after and escalate_to go together (when, and to whom)")
+
+
+EXTEND_HALF = "missing; extend and max_extends go together (how much, how many times)"
 
 
 def escalate_past_timeout(after: timedelta, timeout: timedelta) -> str:

@@ -93,3 +93,17 @@ def test_explain_gives_the_reminder_times(tmp_path: Path) -> None:
     assert any(line.startswith("reminders: in the request's thread") and "15 min" in line
                and "25 min" in line for line in lines), lines
     assert any(line.startswith("escalation: 10 min after posting, role oncall") for line in lines)
+
+
+def test_extend_is_read_and_must_come_with_max_extends(tmp_path: Path) -> None:
+    high = load(tmp_path, '[tiers.high]\nextend = "15m"\nmax_extends = 1\n').tiers["high"]
+    assert (high.extend, high.max_extends) == (timedelta(minutes=15), 1)
+    found = problems(tmp_path, '[tiers.high]\nextend = "15m"\n'
+                               '[tiers.medium]\nmax_extends = 2\n'
+                               '[tiers.critical]\nextend = "5m"\nmax_extends = 0\n')
+    assert any(p.startswith("tiers.high.max_extends: missing; extend and max_extends go "
+                            "together") for p in found), found
+    assert any(p.startswith("tiers.medium.extend: missing;") for p in found), found
+    assert any(p.startswith("tiers.critical.max_extends: must be a whole number, 1 or more")
+               for p in found), found
+    assert len(found) == 3

@@ -423,6 +423,15 @@ class ApprovalStore(abc.ABC):
         same transaction. True for exactly one of concurrent callers (replicas)."""
 
     @abc.abstractmethod
+    async def extend_deadline(self, request_id: str, *, by: timedelta, most: int,
+                              at: datetime, audit: AuditEntry) -> datetime | None:
+        """Move a pending request's deadline, and its reminders not fired yet, `by` later,
+        if it has been extended fewer than `most` times and its deadline is after `at`
+        (compare-and-set on its row), appending `audit` in the same transaction. Returns
+        the new deadline, or None when nothing changed (decided, timed out, or no
+        extensions left). Of concurrent extends, each applies at most once in turn."""
+
+    @abc.abstractmethod
     async def next_step(self) -> datetime | None:
         """The earliest due time among unfired steps of pending requests."""
 

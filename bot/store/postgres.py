@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -488,6 +488,27 @@ class PostgresApprovalStore(ApprovalStore):
                                    (at, step.request_id))
             await _insert_audit(conn, [audit])
             return True
+
+    async def extend_deadline(self, request_id: str, *, by: timedelta, most: int,
+                              at: datetime, audit: AuditEntry) -> datetime | None:
+        async with self._tx() as conn:
+            # A second extend waits for the first's row lock, then re-checks extends_used
+            # against the committed row (READ COMMITTED).
+            rows = await _fetch(
+                conn,
+                "UPDATE signoff_requests SET deadline = deadline + %s, "
+                "extends_used = extends_used + 1 WHERE id = %s AND status = 'pending' "
+                "AND extends_used < %s AND deadline > %s RETURNING deadline",
+                (by, request_id, most, at))
+            if not rows:
+                return None
+            await conn.execute(
+                "UPDATE signoff_steps SET due_at = due_at + %s WHERE request_id = %s "
+                "AND kind = 'remind' AND fired_at IS NULL", (by, request_id))
+            await _insert_audit(conn, [audit])
+            await conn.execute(_NOTIFY)
+            deadline: datetime = rows[0]["deadline"]
+            return deadline.astimezone(UTC)
 
     async def next_step(self) -> datetime | None:
         rows = await self._fetch(

@@ -251,6 +251,10 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE signoff_requests ADD COLUMN escalated_at timestamptz;
     """,
+    # The ladder's extend: how many times a request's deadline was moved.
+    """
+    ALTER TABLE signoff_requests ADD COLUMN extends_used integer NOT NULL DEFAULT 0;
+    """,
 )
 # After this migration's SQL, in its transaction: chain the entries it found (bot.audit).
 CHAIN_MIGRATION = 1
@@ -300,7 +304,8 @@ def requests_sql(where: str, *, source: str = "signoff_requests r", with_run: bo
                  ) -> str:
     """SELECT requests (aliased `r`) with their votes from `source`, filtered by `where`
     (which may end in ORDER BY / LIMIT); with `with_run`, the run's columns as `u_*`."""
-    columns = ", ".join(f"r.{c}" for c in (*_REQUEST_COLUMNS, "escalated_at"))
+    columns = ", ".join(f"r.{c}" for c in (*_REQUEST_COLUMNS, "escalated_at",
+                                                        "extends_used"))
     join = ""
     if with_run:
         columns += ", " + ", ".join(f"u.{c} AS u_{c}" for c in RUN_COLUMNS)
@@ -371,6 +376,7 @@ def request_row(row: dict[str, Any]) -> ApprovalRequest:
         edited_args=row["edited_args"],
         applied_checkpoint=row["applied_checkpoint"],
         escalated_at=None if row["escalated_at"] is None else row["escalated_at"].astimezone(UTC),
+        extends_used=int(row["extends_used"]),
         rejections=_votes(row["against_users"], row["against_ats"]),
     )
 

@@ -8,7 +8,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiosqlite
@@ -224,6 +224,10 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE signoff_requests ADD COLUMN escalated_at REAL;
     """,
+    # The ladder's extend: how many times a request's deadline was moved.
+    """
+    ALTER TABLE signoff_requests ADD COLUMN extends_used INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 # After this migration's SQL, in its transaction: chain the entries it found (bot.audit).
 _CHAIN_MIGRATION = 3
@@ -304,6 +308,7 @@ def _request(row: sqlite3.Row, votes: Iterable[Vote],
         edited_args=None if row["edited_args"] is None else json.loads(row["edited_args"]),
         applied_checkpoint=row["applied_checkpoint"],
         escalated_at=_dt(row["escalated_at"]),
+        extends_used=int(row["extends_used"]),
         rejections=tuple(against),
     )
 
@@ -750,6 +755,25 @@ class SqliteApprovalStore(ApprovalStore):
             await _insert_audit(db, audit)
             return True
 
+    async def extend_deadline(self, request_id: str, *, by: timedelta, most: int,
+                              at: datetime, audit: AuditEntry) -> datetime | None:
+        seconds = by.total_seconds()
+        async with self._tx() as db:
+            async with db.execute(
+                "UPDATE signoff_requests SET deadline = deadline + ?, "
+                "extends_used = extends_used + 1 WHERE id = ? AND status = 'pending' "
+                "AND extends_used < ? AND deadline > ? RETURNING deadline",
+                (seconds, request_id, most, _ts(at)),
+            ) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                return None
+            await db.execute(
+                "UPDATE signoff_steps SET due_at = due_at + ? WHERE request_id = ? "
+                "AND kind = 'remind' AND fired_at IS NULL", (seconds, request_id))
+            await _insert_audit(db, audit)
+            return datetime.fromtimestamp(row[0], UTC)
+
     async def next_step(self) -> datetime | None:
         rows = await self._fetchall(
             "SELECT MIN(s.due_at) FROM signoff_steps s JOIN signoff_requests r "
@@ -972,7 +996,8 @@ async def _select_requests(
     db: aiosqlite.Connection, where: str, params: Iterable[Any]
 ) -> list[ApprovalRequest]:
     async with db.execute(
-        f"SELECT {_REQUEST_COLUMNS}, escalated_at FROM signoff_requests WHERE {where}",
+        f"SELECT {_REQUEST_COLUMNS}, escalated_at, extends_used FROM signoff_requests "
+        f"WHERE {where}",
         tuple(params)
     ) as cur:
         rows = list(await cur.fetchall())

@@ -151,3 +151,48 @@ def test_the_escalation_role_may_decide_only_once_escalated(
     stored = bot.call(lambda: bot.service.store.audit())
     assert [(e.kind, e.actor, e.outcome) for e in stored if e.kind == "decision"] == [
         ("decision", "U0ERIN", "approved")]
+
+
+# High: one senior (Carol, Dave); 2 s; an approver may extend it by 3 s, once.
+EXTENDING = TEAM_POLICY.replace('[tiers.high]\napprovers = "senior"\napprovals = 1\n',
+                                '[tiers.high]\napprovers = "senior"\napprovals = 1\n'
+                                'timeout = "2s"\nextend = "3s"\nmax_extends = 1\n')
+
+
+def told(emulator: EmulatorServer, *, user: str, message: dict[str, Any], says: str) -> str:
+    """Click Extend on the message as first shown (a client's stale buttons) and wait for
+    the answer to `user`."""
+    before = len(emulator.state.ephemerals(user))
+    emulator.client.click(user=user, channel=APPROVALS, message_ts=message["ts"],
+                          action_id="signoff.extend", as_shown=message)
+    return str(emulator.wait_for(
+        lambda: [e["text"] for e in emulator.state.ephemerals(user)[before:] if says in e["text"]],
+        message=f"{user} told {says!r}")[0])
+
+
+def test_an_approver_extends_the_deadline_once(
+    emulator: EmulatorServer, ladder_bot: Callable[[str], ThreadedBot],
+    request_deploy: Callable[..., dict[str, Any]],
+) -> None:
+    """Bob (not a senior) is refused; Carol extends by 3 s (said in the thread, the button
+    gone from the message); her second extend is refused; the request times out 5 s after
+    it was made, not 2 s. One extension audited, by Carol."""
+    bot = ladder_bot(EXTENDING)
+    request = request_deploy("Ship api v2 to production")
+    assert "signoff.extend" in buttons(request)
+    told(emulator, user="U0BOB", message=request, says="Only the request's approvers can extend")
+    told(emulator, user="U0CAROL", message=request, says="Extended: the deadline is now")
+    emulator.wait_for(lambda: any(":hourglass: <@U0CAROL> extended the deadline" in m["text"]
+                                  for m in emulator.state.thread(APPROVALS, request["ts"])),
+                      message="the extension said in the thread")
+    emulator.wait_for(lambda: "signoff.extend" not in buttons(
+        emulator.state.message(APPROVALS, request["ts"]) or {}), message="Extend gone")
+    told(emulator, user="U0CAROL", message=request, says="already extended 1 time")
+    emulator.wait_for(lambda: not buttons(emulator.state.message(APPROVALS, request["ts"]) or {}),
+                      timeout=8, message="timed out")
+    bot.idle()
+    audit = bot.call(lambda: bot.service.store.audit())
+    assert [(e.kind, e.actor) for e in audit if e.kind == "extended"] == [("extended", "U0CAROL")]
+    made = next(e.at for e in audit if e.request_id and e.kind != "extended")
+    timed_out = next(e.at for e in audit if e.kind == "timeout")
+    assert (timed_out - made).total_seconds() >= 4.5

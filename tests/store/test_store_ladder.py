@@ -98,3 +98,51 @@ async def test_an_escalation_marks_the_request_escalated(store: ApprovalStore,
     assert stored is not None and stored.escalated_at == T0 + timedelta(seconds=31)
     [pending] = await store.pending_requests()
     assert pending.escalated_at == T0 + timedelta(seconds=31)
+
+
+async def test_an_extend_moves_the_deadline_and_the_reminders_to_come(
+    store: ApprovalStore, make: Factory,
+) -> None:
+    """Extended once of at most one: the deadline and the unfired reminder move by 5 min,
+    a fired one does not; the second is refused; one audit entry."""
+    request = await make.add_request(store, options={"remind_after": [60, 120]})
+    [first] = await store.due_steps(T0 + timedelta(seconds=61))
+    assert await fire(store, make, first, seconds=61)
+    at = T0 + timedelta(seconds=90)
+    entry = make.audit(request, kind="extended", outcome="pending", at=at)
+    moved = await store.extend_deadline(request.id, by=timedelta(minutes=5), most=1, at=at,
+                                        audit=entry)
+    assert moved == T0 + timedelta(minutes=35)
+    assert await store.extend_deadline(request.id, by=timedelta(minutes=5), most=1, at=at,
+                                       audit=entry) is None
+    assert await store.next_step() == T0 + timedelta(seconds=420)
+    stored = await store.get_request(request.id)
+    assert stored is not None and stored.extends_used == 1
+    assert stored.deadline == T0 + timedelta(minutes=35)
+    assert len([e for e in await store.audit() if e.kind == "extended"]) == 1
+
+
+async def test_two_concurrent_extends_one_wins(backend: Backend, make: Factory) -> None:
+    """Two replicas extending a request that allows one: exactly one applies."""
+    one, two = await backend.open(), await backend.open()
+    for _ in range(ROUNDS):
+        request = await make.add_request(one)
+        entry = make.audit(request, kind="extended", outcome="pending")
+        results = await asyncio.gather(*(
+            s.extend_deadline(request.id, by=timedelta(minutes=5), most=1, at=T0, audit=entry)
+            for s in (one, two)))
+        assert sorted(r is None for r in results) == [False, True]
+        stored = await one.get_request(request.id)
+        assert stored is not None and stored.deadline == T0 + timedelta(minutes=35)
+
+
+async def test_a_decided_or_due_request_is_not_extended(store: ApprovalStore,
+                                                       make: Factory) -> None:
+    request = await make.add_request(store)
+    entry = make.audit(request, kind="extended", outcome="pending")
+    late = T0 + timedelta(minutes=30)
+    assert await store.extend_deadline(request.id, by=timedelta(minutes=5), most=1, at=late,
+                                       audit=entry) is None
+    await decide(store, request, make, actor="U0BOB")
+    assert await store.extend_deadline(request.id, by=timedelta(minutes=5), most=1, at=T0,
+                                       audit=entry) is None
