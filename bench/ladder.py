@@ -96,8 +96,8 @@ async def main() -> None:
         await _seed(store, start)
         seeded = (datetime.now(UTC) - start).total_seconds()
         clock = SystemClock()
-        nudges = Nudges(store=store, policy=Policy.default(), notifier=_Notifier(),
-                        directory=_Directory(), clock=clock)
+        nudges = Nudges(store=store, policy=Policy.default(), notifier=cast(Any, _Notifier()),
+                        directory=cast(Any, _Directory()), clock=clock)
         gateway = _Gateway(store, nudges)
         scheduler = DeadlineScheduler(gateway=cast(Any, gateway), clock=clock, max_sleep=30.0)
         scheduler.start()
