@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 from bot.grant_blocks import grant_offer_blocks
-from bot.messages import SHADOW_NOTE, request_why, slack_time
+from bot.messages import SHADOW_NOTE, escalated_note, extend_label, request_why, slack_time
 from bot.models import SYSTEM_ACTOR, ApprovalRequest, RequestStatus, Run
 from bot.text import code, cut, plain, untrusted
 from bot.text import mention as _mention
@@ -16,6 +17,7 @@ __all__ = [
     "ACTION_CANCEL",
     "ACTION_CHANGES",
     "ACTION_EDIT",
+    "ACTION_EXTEND",
     "ACTION_IGNORE",
     "ACTION_NUDGE",
     "ACTION_REJECT",
@@ -46,6 +48,7 @@ ACTION_EDIT = "signoff.edit"
 ACTION_RESPOND = "signoff.respond"
 ACTION_IGNORE = "signoff.ignore"
 ACTION_CANCEL = "signoff.cancel"  # value: the run id (the request message, the Home tab)
+ACTION_EXTEND = "signoff.extend"  # value: the request id (approvers; tiers with `extend`)
 ACTION_NUDGE = "signoff.nudge"  # value: the request id (the request's thread, the Home tab)
 CHANGES_VIEW = "signoff.changes_modal"
 RESPOND_VIEW = "signoff.respond_modal"
@@ -247,6 +250,9 @@ def request_message(
             f"rejections. {needed} more from a *different* approver rejects it.")})
     if open_ and mention:
         blocks.append({"type": "section", "text": _mrkdwn(f"Approvers: {mention}")})
+    if open_ and request.escalated_at is not None:
+        blocks.append({"type": "section", "text": _mrkdwn(escalated_note(
+            str(request.options.get("escalate_to", ""))))})
     if shadow:
         blocks.append({"type": "section", "text": _mrkdwn(SHADOW_NOTE)})
     if open_:
@@ -299,6 +305,11 @@ def _buttons(request: ApprovalRequest, *, confirm: bool) -> dict[str, Any]:
                 "style": "primary",
             }
         elements.append(button)
+    if request.options.get("extend") and request.extends_used < int(
+            request.options.get("max_extends", 0)):
+        by = timedelta(seconds=float(request.options["extend"]))
+        elements.append({"type": "button", "action_id": ACTION_EXTEND, "value": request.id,
+                         "text": _plain(extend_label(by))})
     return {
         "type": "actions",
         "block_id": f"decide:{request.id}:{len(request.votes)}"

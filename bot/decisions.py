@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot import messages, rubber_stamp
@@ -126,10 +126,54 @@ class Decisions:
         return request, run, None
 
     async def is_approver(self, request: ApprovalRequest, user: str) -> bool:
-        """Whether `user` is among those `request`'s role names (by ID, group or "*")."""
+        """Whether `user` is among those `request`'s role names (by ID, group or "*"), with
+        its escalation role's once escalated (`Policy.approver_entries`)."""
         return await self._directory.is_member(
-            self._policy.role_members(request.approvers_role), user,
+            self._policy.approver_entries(request), user,
             guests=self._policy.guests)
+
+    async def extend(self, *, request_id: str, user: str) -> str:
+        """An approver's Extend: the deadline (and the reminders still to come) moved by the
+        tier's `extend`, at most `max_extends` times, audited; returns what to tell them.
+        Refused, changing nothing, for a decided or timed-out request, past the most, or for
+        someone who may not decide it."""
+        found = await self._store.request_and_run(request_id)
+        if found is None:
+            return messages.unknown_request()
+        request, run = found
+        by, most = request.options.get("extend"), int(request.options.get("max_extends", 0))
+        if request.status is not RequestStatus.PENDING:
+            return messages.already_decided(request)
+        if by is None or most < 1:
+            return messages.extend_not_offered()
+        if not await self.is_approver(request, user):
+            return messages.extend_refused_not_approver(request.approvers_role)
+        now = self._clock.now()
+        deadline = await self._store.extend_deadline(
+            request.id, by=timedelta(seconds=float(by)), most=most, at=now,
+            audit=AuditEntry(at=now, kind="extended", actor=user, outcome="pending",
+                             run_id=run.id, graph=run.graph, node=request.node,
+                             request_id=request.id, detail=f"by {float(by):g} s"))
+        latest = await self._store.get_request(request.id) or request
+        if deadline is None:
+            if latest.status is not RequestStatus.PENDING or now >= latest.deadline:
+                return messages.already_decided(latest)
+            return messages.extend_refused_none_left(most)
+        log.info("deadline extended", extra={"request_id": request.id, "user": user})
+        await self.redraw(run, latest)
+        await self._say_extended(run, latest, user)
+        return messages.extended(deadline, left=most - latest.extends_used)
+
+    async def _say_extended(self, run: Run, request: ApprovalRequest, user: str) -> None:
+        where = run if run.thread_ts else replace(run, channel=str(request.channel),
+                                                  thread_ts=request.message_ts)
+        if where.thread_ts is None:
+            return
+        try:
+            await self._notifier.post_in_thread(run=where, text=messages.extended_in_thread(
+                user=user, deadline=request.deadline))
+        except Exception:
+            log.exception("could not post the extension", extra={"request_id": request.id})
 
     async def may_decide(self, request: ApprovalRequest, user: str) -> bool:
         """Whether `request` waits on `user` now (the Home tab's "Waiting on you"): open,

@@ -5,6 +5,7 @@ posted; the graph's own `assess` says what its pause would ask for."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 from bot.describe import action_from_payload
@@ -12,7 +13,7 @@ from bot.grant_rules import grant_offer
 from bot.messages import human_duration, tier_why
 from bot.models import ActionSpec, Grant
 from bot.pauses import pause_terms
-from bot.policy import ANYONE, Policy, Tier, TierWhy
+from bot.policy import ANYONE, Policy, Tier, TierWhy, remind_after
 from bot.text import counted
 from graphs.registry import GraphSpec
 
@@ -120,6 +121,15 @@ def _terms(policy: Policy, tier: Tier, *, approvers: str, timeout: Any,
         f"timing: timeout {human_duration(timeout)} after posting; on_timeout {on_timeout}"
         f" ({_on_timeout(on_timeout, tier)})",
     ]
+    if tier.remind:
+        after = remind_after(tier.remind, timeout)
+        at = ", ".join(human_duration(timedelta(seconds=a)) for a in after) or "none fit"
+        lines.append(f"reminders: in the request's thread, tagging who has not voted, "
+                     f"{at} after posting")
+    if tier.escalate_to and tier.escalate_after is not None:
+        lines.append(f"escalation: {human_duration(tier.escalate_after)} after posting, role "
+                     f"{tier.escalate_to} ({_members(policy, tier.escalate_to)}) may decide "
+                     "too and is tagged")
     if tier.min_review_time is not None:
         fate = "refused" if tier.refuse_fast_approvals else "flagged as rubber stamps"
         lines.append(f"review time: approvals sooner than "

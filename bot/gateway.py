@@ -47,7 +47,7 @@ from bot.pauses import build_request
 from bot.policy import Policy
 from bot.ports import Directory, Notifier
 from bot.shadow import SHADOW_COMMENT
-from bot.store import ApprovalStore, Claim, Decision, LostClaimError, StepEnd, Taken
+from bot.store import ApprovalStore, Claim, Decision, LostClaimError, Step, StepEnd, Taken
 from bot.threads import GraphThreads, checkpoint_of, item_digest, parent_of, result_of
 from graphs.registry import GraphRegistry
 
@@ -653,6 +653,16 @@ class Gateway:
         """Time out a batch of due requests in one transaction; returns those timed out."""
         return await self.decisions.expire_many(requests)
 
+    async def remind(self, step: Step) -> bool:
+        """Fire a due step of a request's ladder (once, across replicas); an escalation
+        also redraws the request's message, naming its new approvers."""
+        fired = await self.nudges.remind(step)
+        if fired and step.kind == "escalate":
+            found = await self.store.request_and_run(step.request_id)
+            if found is not None:
+                await self.decisions.redraw(found[1], found[0])
+        return fired
+
     # -- resuming --------------------------------------------------------------------------
 
     async def _after_decision(self, run: Run, request: ApprovalRequest) -> None:
@@ -727,6 +737,10 @@ class Gateway:
         run = taken.run
         await self._say(run, messages.run_cancelled(run_id=run.id, user=user))
         return messages.cancelled(run.id)
+
+    async def extend(self, *, request_id: str, user: str) -> str:
+        """An approver's Extend button (`bot.decisions.Decisions.extend`)."""
+        return await self.decisions.extend(request_id=request_id, user=user)
 
     async def nudge(self, *, request_id: str, user: str) -> str:
         """Remind a request's approvers (at most once per the policy's interval); returns

@@ -33,6 +33,15 @@ __all__ = [
     "nudged",
     "nudge_before_posted",
     "nudge_not_posted",
+    "reminder",
+    "escalated",
+    "escalated_note",
+    "extend_label",
+    "extend_not_offered",
+    "extend_refused_none_left",
+    "extend_refused_not_approver",
+    "extended",
+    "extended_in_thread",
     "with_link",
     "no_safe_default",
     "not_offered",
@@ -339,13 +348,60 @@ def cancelled(run_id: str) -> str:
 def nudge(*, requester: str, title: str, mentions: list[str], anyone: bool) -> str:
     """The reminder posted in the request's thread; `mentions` are our `<@U…>` /
     `<!subteam^S…>` tags for the approvers who have not voted."""
+    return (f":bell: {mention(requester)} is still waiting for a decision on "
+            f"*{untrusted(title)}*. {_waiting_on(mentions, anyone=anyone)}")
+
+
+def _waiting_on(mentions: list[str], *, anyone: bool) -> str:
     who = " ".join(mentions)
     if anyone and not who:
-        who = "Anyone here may decide it."
-    elif not who:
-        who = "(no approver is left to remind)"
-    return (f":bell: {mention(requester)} is still waiting for a decision on "
-            f"*{untrusted(title)}*. {who}")
+        return "Anyone here may decide it."
+    return who or "(no approver is left to remind)"
+
+
+def reminder(*, requester: str, title: str, mentions: list[str], anyone: bool) -> str:
+    """The ladder's scheduled reminder (the tier's `remind`), in the request's thread."""
+    return (f":alarm_clock: Reminder: {mention(requester)}'s request *{untrusted(title)}* "
+            f"still needs a decision. {_waiting_on(mentions, anyone=anyone)}")
+
+
+def escalated_note(role: str) -> str:
+    """On an escalated request's message: who was added to its approvers."""
+    return f":rotating_light: *Escalated:* members of {code(role)} may decide it too."
+
+
+def escalated(*, requester: str, title: str, role: str, mentions: list[str]) -> str:
+    """The ladder's escalation, in the request's thread: who may now decide it too."""
+    who = " ".join(mentions) or f"the {code(role)} role"
+    return (f":rotating_light: Escalated: {mention(requester)}'s request *{untrusted(title)}* "
+            f"has had no decision; {who} ({code(role)}) may now decide it too.")
+
+
+def extend_label(by: timedelta) -> str:
+    return f"Extend {human_duration(by)}"
+
+
+def extended(deadline: datetime, *, left: int) -> str:
+    more = f"{counted(left, 'more extension')} allowed" if left else "no more extensions"
+    return f"Extended: the deadline is now {slack_time(deadline)} ({more})."
+
+
+def extend_refused_not_approver(role: str) -> str:
+    return ("Only the request's approvers can extend its deadline "
+            f"(needs: {untrusted(role)}). Nothing changed.")
+
+
+def extend_refused_none_left(most: int) -> str:
+    return (f"This request's deadline was already extended {counted(most, 'time')}, the most "
+            "its tier allows. Nothing changed.")
+
+
+def extend_not_offered() -> str:
+    return "This request's tier does not allow extending its deadline. Nothing changed."
+
+
+def extended_in_thread(*, user: str, deadline: datetime) -> str:
+    return f":hourglass: {mention(user)} extended the deadline to {slack_time(deadline)}."
 
 
 def nudged() -> str:

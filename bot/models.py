@@ -232,6 +232,9 @@ class ApprovalRequest:
     applied_checkpoint: str | None = None
     # Rejections recorded as votes against, where the tier needs more than one to reject.
     rejections: tuple[Vote, ...] = ()
+    # When the ladder escalated it (its `escalate_to` role, in options, may decide too).
+    escalated_at: datetime | None = None
+    extends_used: int = 0  # how many times an approver extended its deadline
 
     @property
     def rejections_required(self) -> int:

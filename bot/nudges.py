@@ -9,10 +9,10 @@ from dataclasses import replace
 
 from bot import messages
 from bot.clock import Clock
-from bot.models import ApprovalRequest, AuditEntry, RequestStatus, Run
+from bot.models import SYSTEM_ACTOR, ApprovalRequest, AuditEntry, RequestStatus, Run
 from bot.policy import ANYONE, Policy, may_act_for_requester
 from bot.ports import Directory, Notifier
-from bot.store import ApprovalStore
+from bot.store import ApprovalStore, Step
 
 __all__ = ["Nudges", "may_cancel"]
 
@@ -75,20 +75,73 @@ class Nudges:
             last = result.last_nudged_at or now
             return messages.nudge_too_soon(last + interval - now)
         log.info("approvers nudged", extra={"request_id": request.id, "user": user})
+        if not await self._post_waiting(request, run, reminder=False):
+            return messages.nudge_not_posted(interval)
+        return messages.nudged()
+
+    async def remind(self, step: Step) -> bool:
+        """Fire a due reminder of the ladder (`bot.scheduler`): recorded once across
+        replicas and restarts by the store's compare-and-set, then posted in the thread.
+        The post comes after the commit, so a bot killed in between loses that reminder
+        (it is on record as sent, never posted twice). False if it was not ours to fire."""
+        found = await self._store.request_and_run(step.request_id)
+        if found is None:
+            return False
+        request, run = found
+        now = self._clock.now()
+        escalate = step.kind == "escalate"
+        role = str(request.options.get("escalate_to", ""))
+        won = await self._store.fire_step(step, at=now, audit=AuditEntry(
+            at=now, kind="escalated" if escalate else "reminded", actor=SYSTEM_ACTOR,
+            outcome="pending", run_id=run.id, graph=run.graph, node=request.node,
+            request_id=request.id,
+            detail=f"escalated to {role}" if escalate else f"reminder {step.seq + 1}"))
+        if not won:
+            return False
+        late = (now - step.due_at).total_seconds()
+        log.info("ladder step fired", extra={"request_id": request.id, "step": step.kind,
+                                             "late_s": round(late, 3)})
+        if escalate:
+            await self._post_escalation(request, run, role)
+        else:
+            await self._post_waiting(request, run, reminder=True)
+        return True
+
+    async def _post_escalation(self, request: ApprovalRequest, run: Run, role: str) -> None:
+        """Tag the escalation role's members (not those who voted, nor the requester)."""
+        skip = {v.user for v in request.votes} | {run.requester}
+        mentions, _ = await self._waiting_on(role, skip=skip)
+        await self._post(request, run, messages.escalated(
+            requester=run.requester, title=request.action.title, role=role, mentions=mentions))
+
+    async def _post_waiting(self, request: ApprovalRequest, run: Run, *, reminder: bool) -> bool:
+        """Post, in the request's thread, whom it waits on (those who have not voted, never
+        its requester unless they may approve): the Nudge button's and the ladder's one
+        sentence builder. False if it could not be posted."""
         voted = {v.user for v in request.votes}
         if not request.self_approval:
             voted.add(run.requester)  # who may not approve is not reminded to
         mentions, anyone = await self._waiting_on(request.approvers_role, skip=voted)
-        text = messages.nudge(requester=run.requester, title=request.action.title,
-                              mentions=mentions, anyone=anyone)
+        build = messages.reminder if reminder else messages.nudge
+        return await self._post(request, run, build(
+            requester=run.requester, title=request.action.title, mentions=mentions,
+            anyone=anyone))
+
+    async def _post(self, request: ApprovalRequest, run: Run, text: str) -> bool:
+        """Post `text` in the request's thread; False if there is none yet or it failed."""
+        thread = run.thread_ts or request.message_ts
+        if thread is None:
+            log.warning("no thread to post in yet", extra={"request_id": request.id})
+            return False
         where = run if run.thread_ts else replace(run, channel=str(request.channel),
                                                   thread_ts=request.message_ts)
         try:
             await self._notifier.post_in_thread(run=where, text=text)
         except Exception:
-            log.exception("could not post the nudge", extra={"request_id": request.id})
-            return messages.nudge_not_posted(interval)
-        return messages.nudged()
+            log.exception("could not post in the request's thread",
+                          extra={"request_id": request.id})
+            return False
+        return True
 
     async def _posted(self, request_id: str) -> tuple[ApprovalRequest, Run] | None:
         """The request and run once its message is on record: a click can reach us in the

@@ -16,11 +16,12 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from bot.grant_rules import grant_offer
 from bot.interrupts import ReviewItem
 from bot.models import ActionSpec, ApprovalRequest, RequestStatus, Run
-from bot.policy import Policy, Tier, TierWhy
+from bot.policy import Policy, Tier, TierWhy, remind_after
 from bot.text import counted
 
 __all__ = ["MAX_TIMEOUT", "PauseTerms", "build_request", "pause_terms"]
@@ -137,8 +138,22 @@ def build_request(
         # Why it needs approval, kept with the request: what its message says every time.
         options=dict(item.options) | {"why": terms.why.to_json()}
         | ({"rejections": tier.rejections} if tier.rejections > 1 else {})
-        | grant_offer(tier, action) | ({"shadow": True} if tier.shadow else {}),
+        | grant_offer(tier, action) | ({"shadow": True} if tier.shadow else {})
+        | _ladder(tier, terms.timeout),
     )
+
+
+def _ladder(tier: Tier, timeout: timedelta) -> dict[str, Any]:
+    """The request's reminders (seconds after it is made), kept in its options: the store
+    writes them as steps with the request, so they are as durable as its deadline."""
+    after = remind_after(tier.remind, timeout)
+    ladder: dict[str, Any] = {"remind_after": after} if after else {}
+    if tier.escalate_to and tier.escalate_after is not None and tier.escalate_after < timeout:
+        ladder |= {"escalate_after": tier.escalate_after.total_seconds(),
+                   "escalate_to": tier.escalate_to}
+    if tier.extend is not None and tier.max_extends > 0:
+        ladder |= {"extend": tier.extend.total_seconds(), "max_extends": tier.max_extends}
+    return ladder
 
 
 def _ignored(key: str, value: object, why: str, *, kept: str) -> str:

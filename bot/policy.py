@@ -16,7 +16,7 @@ from bot.models import ApprovalRequest, Outcome
 
 __all__ = ["ANYONE", "DEFAULT_MIN_REVIEW_TIME", "DEFAULT_NUDGE_INTERVAL", "DEFAULT_PAUSE_TIER",
            "RISK_ORDER", "Policy", "Refusal", "Tier", "TierWhy", "check_decision",
-           "may_act_for_requester", "may_decide"]
+           "may_act_for_requester", "may_decide", "remind_after"]
 
 ANYONE = "*"
 RISK_ORDER = ("low", "medium", "high", "critical")  # the built-in tiers, least strict first
@@ -44,6 +44,14 @@ class Tier:
     rejections: int = 1  # rejections by allowed approvers that end a request; more: votes
     grants: timedelta | None = None  # the longest standing grant an approver may give; None: none
     mode: str = "enforce"  # "shadow": requests are posted and recorded, the run does not wait
+    # Reminders before the deadline: a fraction (0.5: half the time has passed) or a time left.
+    remind: tuple[float | timedelta, ...] = ()
+    # This long after a request is made, `escalate_to`'s members become its approvers too.
+    escalate_after: timedelta | None = None
+    escalate_to: str | None = None
+    # An approver may move the deadline this much later, at most `max_extends` times.
+    extend: timedelta | None = None
+    max_extends: int = 0
 
     @property
     def pauses(self) -> bool:
@@ -135,6 +143,16 @@ class Policy:
         """The user and user-group IDs (or "*") that make up `role`."""
         return self.roles.get(role, ())
 
+    def approver_entries(self, request: ApprovalRequest) -> tuple[str, ...]:
+        """Who may decide `request`: its role's entries and, once the ladder escalated it,
+        its escalation role's (kept in its options when made) as well. The one rule the
+        decision layer, the Home tab and the mentions read."""
+        entries = self.role_members(request.approvers_role)
+        role = request.options.get("escalate_to")
+        if request.escalated_at is not None and isinstance(role, str):
+            entries += tuple(e for e in self.role_members(role) if e not in entries)
+        return entries
+
     def cancellers(self) -> tuple[str, ...]:
         """The entries (user IDs, groups, "*") of the role that may cancel anyone's run."""
         return self.role_members(self.cancel_role) if self.cancel_role else ()
@@ -196,6 +214,15 @@ def _plain(value: Any) -> Any:
     if isinstance(value, StrEnum):
         return value.value
     return value
+
+
+def remind_after(remind: tuple[float | timedelta, ...], timeout: timedelta) -> list[float]:
+    """When a request whose deadline is `timeout` away is reminded, in seconds after it is
+    made: a fraction of the timeout, or the timeout less a time left. One a moment; none at
+    or after the deadline (a payload that shortens nothing cannot make them collide)."""
+    total = timeout.total_seconds()
+    at = {total * r if isinstance(r, float) else total - r.total_seconds() for r in remind}
+    return sorted(a for a in at if 0 < a < total)
 
 
 class Refusal(StrEnum):

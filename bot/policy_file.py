@@ -37,6 +37,7 @@ _GRAPH_KEYS = ("tier",)
 _TIER_KEYS = (
     "approvers", "approvals", "rejections", "timeout", "on_timeout", "confirm", "reversible",
     "self_approval", "min_review_time", "refuse_fast_approvals", "grants", "mode",
+    "remind", "escalate_after", "escalate_to", "extend", "max_extends",
 )
 MODES = ("enforce", "shadow")
 _REFUSING_TIER = "critical"  # the one tier whose fast approvals may be refused
@@ -116,6 +117,18 @@ def load_policy(path: Path) -> Policy:
                             on critical, on reversible = false, or where approvals is not 1.
       mode                  "enforce" (default) or "shadow": requests are posted and votes
                             recorded, but the run goes on as if approved.
+      remind                reminders in the request's thread, tagging the approvers who
+                            have not voted: a list of a share of the timeout that has passed
+                            ("50%") or a time left before the deadline ("5m"); none unless
+                            set. Each fires once (across restarts and replicas), never once
+                            the request is decided.
+      escalate_after        this long after a request is made (shorter than its timeout),
+                            escalate_to's members may decide it too, are tagged in its thread
+                            and its message says so; set both or neither.
+      escalate_to           the role escalated to (a role defined in [roles]).
+      extend                how much later an approver's Extend button moves the deadline
+                            (and the reminders still to come); set with max_extends.
+      max_extends           how many times a request may be extended (1 or more).
     [graphs.NAME]           one graph (by its registered name).
       tier (required)       the lowest tier of this graph's pauses, instead of
                             defaults.pause_tier; a tier with approvals = 0 lets its pauses
@@ -368,7 +381,27 @@ def _tier(
     grants = get("grants", lambda: _grants(name, spec, where=where, reversible=reversible,
                                            approvals=approvals), None)
     mode = get("mode", lambda: _mode(spec, where=where), fallback.mode)
+    remind = get("remind", lambda: _remind(spec["remind"], where=f"{where}.remind",
+                                           timeout=timeout), fallback.remind)
+    escalate_after = get("escalate_after", lambda: _duration(
+        spec, "escalate_after", where=where, default=timedelta(0)), None)
+    escalate_to = get("escalate_to", lambda: _role_name(spec["escalate_to"],
+                                                        f"{where}.escalate_to", roles), None)
+    found.check(lambda: _check_escalation(spec, where=where, after=escalate_after,
+                                          timeout=timeout), None)
+    extend = get("extend", lambda: _duration(spec, "extend", where=where,
+                                             default=timedelta(0)), None)
+    max_extends = get("max_extends", lambda: _count(spec, "max_extends", where=where, least=1),
+                      0)
+    if ("extend" in spec) != ("max_extends" in spec):
+        missing = "max_extends" if "extend" in spec else "extend"
+        found.add(f"{where}.{missing}", words.EXTEND_HALF)
     return Tier(
+        extend=extend,
+        max_extends=max_extends if extend is not None else 0,
+        remind=remind,
+        escalate_after=escalate_after,
+        escalate_to=escalate_to,
         name=name,
         grants=grants,
         mode=mode,
@@ -439,6 +472,42 @@ def _review_time(spec: Mapping[str, Any], *, where: str) -> timedelta | None:
         return parse_duration(value)
     except ValueError as exc:
         raise _Invalid(f"{where}.min_review_time", f"{exc}; or 0 for no minimum") from None
+
+
+def _check_escalation(spec: Mapping[str, Any], *, where: str, after: timedelta | None,
+                      timeout: timedelta) -> None:
+    """Both keys or neither; the escalation before the deadline."""
+    if ("escalate_after" in spec) != ("escalate_to" in spec):
+        missing = "escalate_to" if "escalate_after" in spec else "escalate_after"
+        raise _Invalid(f"{where}.{missing}", words.ESCALATION_HALF)
+    if after is not None and after >= timeout:
+        raise _Invalid(f"{where}.escalate_after", words.escalate_past_timeout(after, timeout))
+
+
+def _remind(raw: object, *, where: str,
+            timeout: timedelta) -> tuple[float | timedelta, ...]:
+    """The tier's reminders: shares of the timeout (as fractions) and times left."""
+    if not isinstance(raw, list):
+        raise _Invalid(where, words.must_be(words.A_REMIND_LIST, raw))
+    return tuple(_reminder(item, where=where, timeout=timeout) for item in raw)
+
+
+def _reminder(item: object, *, where: str, timeout: timedelta) -> float | timedelta:
+    if isinstance(item, str) and item.strip().endswith("%"):
+        try:
+            share = float(item.strip()[:-1])
+        except ValueError:
+            raise _Invalid(where, words.not_a_share(item)) from None
+        if not 0 < share < 100:
+            raise _Invalid(where, words.not_a_share(item))
+        return share / 100
+    try:
+        left = parse_duration(item)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise _Invalid(where, str(exc)) from None
+    if left >= timeout:
+        raise _Invalid(where, words.remind_past_timeout(item, timeout))
+    return left
 
 
 def _check_refusing(name: str, *, where: str, review: timedelta | None,

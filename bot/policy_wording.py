@@ -11,12 +11,13 @@ from typing import Any
 from bot.text import counted
 
 __all__ = [
-    "A_ROLE_LIST", "FLOOR_NEEDS_NOBODY", "MISSING_APPROVALS", "MISSING_GRAPH_TIER", "NOT_UTF8",
-    "GRANTS_ON_CRITICAL", "GRANTS_IRREVERSIBLE", "GRANTS_WITH_QUORUM", "MODES",
-    "REFUSE_ELSEWHERE", "REFUSE_WITHOUT_MINIMUM", "and_", "approve_irreversible", "inherited",
-    "must_be", "not_a_duration", "not_a_member", "not_positive", "quote", "refuse_past_timeout",
-    "too_few_members", "too_few_to_reject", "too_long", "unknown_key", "unknown_role",
-    "unknown_tier", "unreadable",
+    "A_REMIND_LIST", "A_ROLE_LIST", "ESCALATION_HALF", "EXTEND_HALF", "escalate_past_timeout",
+    "FLOOR_NEEDS_NOBODY", "MISSING_APPROVALS", "MISSING_GRAPH_TIER", "NOT_UTF8",
+    "GRANTS_ON_CRITICAL", "GRANTS_IRREVERSIBLE", "GRANTS_WITH_QUORUM", "MODES", "REFUSE_ELSEWHERE",
+    "REFUSE_WITHOUT_MINIMUM", "and_", "approve_irreversible", "inherited", "must_be",
+    "not_a_duration", "not_a_member", "not_a_share", "not_positive", "quote",
+    "refuse_past_timeout", "remind_past_timeout", "too_few_members", "too_few_to_reject",
+    "too_long", "unknown_key", "unknown_role", "unknown_tier", "unreadable",
 ]
 
 FORMS = '"90s", "30m", "2h", "1h30m", "1d" or a number of seconds'
@@ -153,6 +154,31 @@ def refuse_past_timeout(review: timedelta, timeout: timedelta) -> str:
     return (f"would refuse every approval: min_review_time ({review.total_seconds():g} s) is "
             f"not shorter than the tier's timeout ({timeout.total_seconds():g} s), so every "
             "request would time out first")
+
+
+A_REMIND_LIST = ('a list of times before the deadline, each a share of it ("50%") or a time '
+                 'left ("5m")')
+
+
+ESCALATION_HALF = ("missing; escalate_after and escalate_to go together (when, and to whom)")
+
+
+EXTEND_HALF = "missing; extend and max_extends go together (how much, how many times)"
+
+
+def escalate_past_timeout(after: timedelta, timeout: timedelta) -> str:
+    return (f"{after.total_seconds():g} s is not shorter than the tier's timeout "
+            f"({timeout.total_seconds():g} s), so the request would time out first")
+
+
+def not_a_share(value: object) -> str:
+    return f"{show(value)} is not a share of the timeout; write a number from 1% to 99%"
+
+
+def remind_past_timeout(value: object, timeout: timedelta) -> str:
+    return (f"{show(value)} left is not shorter than the tier's timeout "
+            f"({timeout.total_seconds():g} s), so that reminder would come before the "
+            "request exists; shorten it or lengthen the timeout")
 
 
 def not_a_duration(value: object) -> str:

@@ -5,18 +5,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from bot.clock import Clock
 from bot.gateway import Gateway
+from bot.store import Step
 
 __all__ = ["DeadlineScheduler"]
 
 log = logging.getLogger(__name__)
 
 
+_REMIND_AT_ONCE = 16  # reminders posted at once
+_STEPS_PAGE = 500  # due steps read at a time (the store's default limit)
+
+
+def _earliest(*times: datetime | None) -> datetime | None:
+    known = [t for t in times if t is not None]
+    return min(known) if known else None
+
+
 class DeadlineScheduler:
-    """Sleeps until the earliest pending deadline, then times those requests out.
+    """Sleeps until the earliest pending deadline or ladder step (a reminder), then times
+    those requests out or reminds their approvers.
 
     Nothing is kept in memory but a wake-up event: on start (or after a restart) the next
     deadline is read from the store, so deadlines that passed while the bot was down fire at
@@ -63,6 +74,7 @@ class DeadlineScheduler:
             now = self._clock.now()
             due = await self._gateway.store.claim_due(now, until=now + self._gateway.lease)
             if not due:
+                await self._remind(now)
                 return fired
             for request in await self._gateway.expire_many(due):
                 fired += 1
@@ -70,8 +82,29 @@ class DeadlineScheduler:
                 log.info("request timed out", extra={"request_id": request.id,
                                                      "late_s": round(lateness, 3)})
 
+    async def _remind(self, now: datetime) -> None:
+        """Fire the ladder's due reminders, after the deadlines (a request timed out just
+        now is not reminded). Each is fired once by the store's compare-and-set; a few at a
+        time, so a thousand due at once do not wait on each other's Slack posts in turn."""
+        store, gateway = self._gateway.store, self._gateway
+        gate = asyncio.Semaphore(_REMIND_AT_ONCE)
+
+        async def fire(step: Step) -> None:
+            async with gate:
+                try:
+                    await gateway.remind(step)
+                except Exception:
+                    log.exception("could not fire a reminder",
+                                  extra={"request_id": step.request_id})
+
+        while steps := await store.due_steps(now):
+            await asyncio.gather(*(fire(s) for s in steps))
+            if len(steps) < _STEPS_PAGE:
+                return
+
     async def _seconds_to_next(self) -> float:
-        deadline = await self._gateway.store.next_deadline()
+        deadline = _earliest(await self._gateway.store.next_deadline(),
+                             await self._gateway.store.next_step())
         now = self._clock.now()
         cap = min(self._max_sleep, max((self._next_sweep - now).total_seconds(), 0.0))
         if deadline is None:

@@ -93,3 +93,23 @@ def test_the_policy_version_is_a_hash_of_every_rule() -> None:
         policy.tiers["medium"], approvals=2)})
     other_roles = dataclasses.replace(policy, roles={"reviewer": ("U0BOB",)})
     assert len({policy.version(), stricter.version(), other_roles.version()}) == 3
+
+
+def test_an_escalated_request_counts_its_escalation_role_as_approvers() -> None:
+    """Before the escalation, only the request's role; after, its escalation role too."""
+    from dataclasses import replace as _replace
+    from datetime import UTC, datetime
+
+    from bot.models import ActionSpec, ApprovalRequest, RequestStatus
+
+    policy = Policy(tiers=Policy.default().tiers,
+                    roles={"senior": ("U0CAROL",), "oncall": ("U0ERIN", "U0CAROL")})
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    request = ApprovalRequest(
+        id="req-1", run_id="run-1", graph="deploy", node="review", checkpoint_id="c",
+        action=ActionSpec(title="t", summary="s"), action_hash="h", tier="high",
+        approvers_role="senior", approvals_required=1, self_approval=False,
+        requester="U0ALICE", status=RequestStatus.PENDING, created_at=now, deadline=now,
+        options={"escalate_to": "oncall"})
+    assert policy.approver_entries(request) == ("U0CAROL",)
+    assert policy.approver_entries(_replace(request, escalated_at=now)) == ("U0CAROL", "U0ERIN")

@@ -18,6 +18,7 @@ from bot.blocks import (
     ACTION_CANCEL,
     ACTION_CHANGES,
     ACTION_EDIT,
+    ACTION_EXTEND,
     ACTION_IGNORE,
     ACTION_NUDGE,
     ACTION_REJECT,
@@ -281,6 +282,8 @@ def register_handlers(app: AsyncApp, *, gateway: Gateway, approval_channel: str 
         try:
             if action["action_id"] == ACTION_NUDGE:
                 text = await gateway.nudge(request_id=value, user=user)
+            elif action["action_id"] == ACTION_EXTEND:
+                text = await gateway.extend(request_id=value, user=user)
             else:
                 text = await gateway.cancel(run_id=value, user=user)
         except InvalidCommandError as exc:
@@ -311,6 +314,7 @@ def register_handlers(app: AsyncApp, *, gateway: Gateway, approval_channel: str 
                       ACTION_RESPOND, ACTION_EDIT):
         app.action(action_id)(on_button)
     app.action(ACTION_NUDGE)(on_requester_button)
+    app.action(ACTION_EXTEND)(on_requester_button)  # one request id, one answer: the same shape
     app.action(ACTION_CANCEL)(on_requester_button)
     for callback_id in _TEXT_OUTCOME:
         app.view(callback_id)(on_text_submitted)

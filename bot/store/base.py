@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.audit import ChainHead
@@ -27,9 +27,11 @@ __all__ = [
     "DecisionResult",
     "LostClaimError",
     "NudgeResult",
+    "Step",
     "StepEnd",
     "Taken",
     "VoteResult",
+    "ladder_steps",
 ]
 
 
@@ -84,6 +86,31 @@ class NudgeResult:
     applied: bool
     status: RequestStatus | None
     last_nudged_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One rung of a request's escalation ladder, due at `due_at`: `kind` "remind" or
+    "escalate", the `seq`-th of its kind (0 first)."""
+
+    request_id: str
+    kind: str
+    seq: int
+    due_at: datetime
+
+
+def ladder_steps(request: ApprovalRequest) -> list[Step]:
+    """The steps a new request's terms (in its options, set by `bot.pauses`) ask for: a
+    reminder `remind_after` seconds after its creation, for each. Both backends write these
+    with the request, in its transaction."""
+    offsets = request.options.get("remind_after") or ()
+    steps = [Step(request.id, "remind", i, request.created_at + timedelta(seconds=float(s)))
+             for i, s in enumerate(sorted(set(offsets)))]
+    escalate = request.options.get("escalate_after")
+    if escalate is not None and request.options.get("escalate_to"):
+        steps.append(Step(request.id, "escalate", 0,
+                          request.created_at + timedelta(seconds=float(escalate))))
+    return steps
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,6 +406,34 @@ class ApprovalStore(abc.ABC):
         Of concurrent nudges (clicks, replicas) exactly one applies; the others write
         nothing and see the winner's `last_nudged_at`. How long `since` lies back (the
         interval) is the caller's rule."""
+
+    # -- the escalation ladder (reminders, escalation) ----------------------------------
+
+    @abc.abstractmethod
+    async def due_steps(self, now: datetime, *, limit: int = 500) -> list[Step]:
+        """Steps not fired yet, due at or before `now`, of pending requests; soonest first.
+        A look, not a claim: `fire_step` decides who fires each."""
+
+    @abc.abstractmethod
+    async def fire_step(self, step: Step, *, at: datetime, audit: AuditEntry) -> bool:
+        """Mark `step` fired at `at` if it is not yet and its request is still pending
+        (an "escalate" step also sets the request's `escalated_at`)
+        (compare-and-set, under the request's row lock so a decision committing at once is
+        either before it, and the step does not fire, or after it), appending `audit` in the
+        same transaction. True for exactly one of concurrent callers (replicas)."""
+
+    @abc.abstractmethod
+    async def extend_deadline(self, request_id: str, *, by: timedelta, most: int,
+                              at: datetime, audit: AuditEntry) -> datetime | None:
+        """Move a pending request's deadline, and its reminders not fired yet, `by` later,
+        if it has been extended fewer than `most` times and its deadline is after `at`
+        (compare-and-set on its row), appending `audit` in the same transaction. Returns
+        the new deadline, or None when nothing changed (decided, timed out, or no
+        extensions left). Of concurrent extends, each applies at most once in turn."""
+
+    @abc.abstractmethod
+    async def next_step(self) -> datetime | None:
+        """The earliest due time among unfired steps of pending requests."""
 
     # -- notices (DMs owed when a run ends) ------------------------------------------------
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -41,9 +41,11 @@ from bot.store.base import (
     DecisionResult,
     LostClaimError,
     NudgeResult,
+    Step,
     StepEnd,
     Taken,
     VoteResult,
+    ladder_steps,
 )
 from bot.store.postgres_grants import GRANT_COLUMNS, find_live, grant_row, insert_grant
 from bot.store.postgres_listen import PgListener
@@ -262,6 +264,7 @@ class PostgresApprovalStore(ApprovalStore):
                                         request_params(request, post_until=end.post_until))
                 if inserted:  # else kept: made for this pause before
                     made = True
+                    await _insert_steps(conn, request)
                     audit.append(entry)
             audit.extend(end.audit)
             if end.release and end.notice is not None:
@@ -299,6 +302,7 @@ class PostgresApprovalStore(ApprovalStore):
     async def create_request(self, request: ApprovalRequest, *, audit: AuditEntry) -> None:
         async with self._tx() as conn:
             await conn.execute(INSERT_REQUEST, request_params(request, post_until=None))
+            await _insert_steps(conn, request)
             await _insert_audit(conn, [audit])
             await conn.execute(_NOTIFY)
 
@@ -451,6 +455,65 @@ class PostgresApprovalStore(ApprovalStore):
     async def next_deadline(self) -> datetime | None:
         rows = await self._fetch(
             "SELECT MIN(deadline) AS d FROM signoff_requests WHERE status = 'pending'")
+        found: datetime | None = rows[0]["d"] if rows else None
+        return None if found is None else found.astimezone(UTC)
+
+    async def due_steps(self, now: datetime, *, limit: int = 500) -> list[Step]:
+        rows = await self._fetch(
+            "SELECT s.request_id, s.kind, s.seq, s.due_at FROM signoff_steps s "
+            "JOIN signoff_requests r ON r.id = s.request_id "
+            "WHERE s.fired_at IS NULL AND s.due_at <= %s AND r.status = 'pending' "
+            "ORDER BY s.due_at LIMIT %s", (now, limit))
+        return [Step(r["request_id"], r["kind"], int(r["seq"]), r["due_at"].astimezone(UTC))
+                for r in rows]
+
+    async def fire_step(self, step: Step, *, at: datetime, audit: AuditEntry) -> bool:
+        async with self._tx() as conn:
+            # The request's row lock (FOR SHARE) first: a decision holds it FOR UPDATE, so
+            # either it committed and the request is no longer pending, or it waits for us.
+            # Of two firings, the second waits on the step's row and re-checks `fired_at`.
+            pending = await _fetch(conn, "SELECT 1 FROM signoff_requests WHERE id = %s AND "
+                                         "status = 'pending' FOR SHARE", (step.request_id,))
+            if not pending:
+                return False
+            won = await _fetch(
+                conn,
+                "UPDATE signoff_steps SET fired_at = %s WHERE request_id = %s AND kind = %s "
+                "AND seq = %s AND fired_at IS NULL RETURNING seq",
+                (at, step.request_id, step.kind, step.seq))
+            if not won:
+                return False
+            if step.kind == "escalate":
+                await conn.execute("UPDATE signoff_requests SET escalated_at = %s WHERE id = %s",
+                                   (at, step.request_id))
+            await _insert_audit(conn, [audit])
+            return True
+
+    async def extend_deadline(self, request_id: str, *, by: timedelta, most: int,
+                              at: datetime, audit: AuditEntry) -> datetime | None:
+        async with self._tx() as conn:
+            # A second extend waits for the first's row lock, then re-checks extends_used
+            # against the committed row (READ COMMITTED).
+            rows = await _fetch(
+                conn,
+                "UPDATE signoff_requests SET deadline = deadline + %s, "
+                "extends_used = extends_used + 1 WHERE id = %s AND status = 'pending' "
+                "AND extends_used < %s AND deadline > %s RETURNING deadline",
+                (by, request_id, most, at))
+            if not rows:
+                return None
+            await conn.execute(
+                "UPDATE signoff_steps SET due_at = due_at + %s WHERE request_id = %s "
+                "AND kind = 'remind' AND fired_at IS NULL", (by, request_id))
+            await _insert_audit(conn, [audit])
+            await conn.execute(_NOTIFY)
+            deadline: datetime = rows[0]["deadline"]
+            return deadline.astimezone(UTC)
+
+    async def next_step(self) -> datetime | None:
+        rows = await self._fetch(
+            "SELECT MIN(s.due_at) AS d FROM signoff_steps s JOIN signoff_requests r "
+            "ON r.id = s.request_id WHERE s.fired_at IS NULL AND r.status = 'pending'")
         found: datetime | None = rows[0]["d"] if rows else None
         return None if found is None else found.astimezone(UTC)
 
@@ -616,6 +679,17 @@ async def _fetch(conn: Conn, query: str, params: Sequence[Any] | Mapping[str, An
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(query, params)
         return await cur.fetchall() if cur.description is not None else []
+
+
+async def _insert_steps(conn: Conn, request: ApprovalRequest) -> None:
+    """The request's ladder (`ladder_steps`), written with it."""
+    steps = ladder_steps(request)
+    if steps:
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                "INSERT INTO signoff_steps (request_id, kind, seq, due_at) "
+                "VALUES (%s, %s, %s, %s)",
+                [(s.request_id, s.kind, s.seq, s.due_at) for s in steps])
 
 
 async def _insert_audit(conn: Conn, entries: Iterable[AuditEntry]) -> None:

@@ -235,6 +235,26 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # Standing grants (bot.grants).
     GRANTS_MIGRATION,
+    # The escalation ladder: a request's reminders, due times fired once (bot.scheduler).
+    """
+    CREATE TABLE signoff_steps (
+        request_id text NOT NULL REFERENCES signoff_requests (id),
+        kind text NOT NULL,
+        seq integer NOT NULL,
+        due_at timestamptz NOT NULL,
+        fired_at timestamptz,
+        PRIMARY KEY (request_id, kind, seq)
+    );
+    CREATE INDEX signoff_steps_unfired ON signoff_steps (due_at) WHERE fired_at IS NULL;
+    """,
+    # The ladder's escalation: when the request's escalation role was added to its approvers.
+    """
+    ALTER TABLE signoff_requests ADD COLUMN escalated_at timestamptz;
+    """,
+    # The ladder's extend: how many times a request's deadline was moved.
+    """
+    ALTER TABLE signoff_requests ADD COLUMN extends_used integer NOT NULL DEFAULT 0;
+    """,
 )
 # After this migration's SQL, in its transaction: chain the entries it found (bot.audit).
 CHAIN_MIGRATION = 1
@@ -284,7 +304,8 @@ def requests_sql(where: str, *, source: str = "signoff_requests r", with_run: bo
                  ) -> str:
     """SELECT requests (aliased `r`) with their votes from `source`, filtered by `where`
     (which may end in ORDER BY / LIMIT); with `with_run`, the run's columns as `u_*`."""
-    columns = ", ".join(f"r.{c}" for c in _REQUEST_COLUMNS)
+    columns = ", ".join(f"r.{c}" for c in (*_REQUEST_COLUMNS, "escalated_at",
+                                                        "extends_used"))
     join = ""
     if with_run:
         columns += ", " + ", ".join(f"u.{c} AS u_{c}" for c in RUN_COLUMNS)
@@ -354,6 +375,8 @@ def request_row(row: dict[str, Any]) -> ApprovalRequest:
         options=row["options"],
         edited_args=row["edited_args"],
         applied_checkpoint=row["applied_checkpoint"],
+        escalated_at=None if row["escalated_at"] is None else row["escalated_at"].astimezone(UTC),
+        extends_used=int(row["extends_used"]),
         rejections=_votes(row["against_users"], row["against_ats"]),
     )
 

@@ -8,7 +8,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiosqlite
@@ -41,9 +41,11 @@ from bot.store.base import (
     DecisionResult,
     LostClaimError,
     NudgeResult,
+    Step,
     StepEnd,
     Taken,
     VoteResult,
+    ladder_steps,
 )
 from bot.store.sqlite_grants import GRANT_COLUMNS, find_live, grant_row, insert_grant
 from bot.store.sqlite_grants import MIGRATION as GRANTS_MIGRATION
@@ -206,6 +208,26 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # Standing grants (bot.grants).
     GRANTS_MIGRATION,
+    # The escalation ladder: a request's reminders, due times fired once (bot.scheduler).
+    """
+    CREATE TABLE signoff_steps (
+        request_id TEXT NOT NULL REFERENCES signoff_requests (id),
+        kind TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        due_at REAL NOT NULL,
+        fired_at REAL,
+        PRIMARY KEY (request_id, kind, seq)
+    );
+    CREATE INDEX signoff_steps_unfired ON signoff_steps (due_at) WHERE fired_at IS NULL;
+    """,
+    # The ladder's escalation: when the request's escalation role was added to its approvers.
+    """
+    ALTER TABLE signoff_requests ADD COLUMN escalated_at REAL;
+    """,
+    # The ladder's extend: how many times a request's deadline was moved.
+    """
+    ALTER TABLE signoff_requests ADD COLUMN extends_used INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 # After this migration's SQL, in its transaction: chain the entries it found (bot.audit).
 _CHAIN_MIGRATION = 3
@@ -285,6 +307,8 @@ def _request(row: sqlite3.Row, votes: Iterable[Vote],
         options=json.loads(row["options"]),
         edited_args=None if row["edited_args"] is None else json.loads(row["edited_args"]),
         applied_checkpoint=row["applied_checkpoint"],
+        escalated_at=_dt(row["escalated_at"]),
+        extends_used=int(row["extends_used"]),
         rejections=tuple(against),
     )
 
@@ -705,6 +729,57 @@ class SqliteApprovalStore(ApprovalStore):
         return NudgeResult(applied=applied, status=RequestStatus(row["status"]),
                            last_nudged_at=_dt(row["last_nudged_at"]))
 
+    # -- the escalation ladder -------------------------------------------------------------
+
+    async def due_steps(self, now: datetime, *, limit: int = 500) -> list[Step]:
+        rows = await self._fetchall(
+            "SELECT s.request_id, s.kind, s.seq, s.due_at FROM signoff_steps s "
+            "JOIN signoff_requests r ON r.id = s.request_id "
+            "WHERE s.fired_at IS NULL AND s.due_at <= ? AND r.status = 'pending' "
+            f"ORDER BY s.due_at LIMIT {int(limit)}", (_ts(now),))
+        return [Step(r[0], r[1], int(r[2]), datetime.fromtimestamp(r[3], UTC)) for r in rows]
+
+    async def fire_step(self, step: Step, *, at: datetime, audit: AuditEntry) -> bool:
+        # BEGIN IMMEDIATE holds the write lock: no decision commits between check and set.
+        async with self._tx() as db:
+            cur = await db.execute(
+                "UPDATE signoff_steps SET fired_at = ? WHERE request_id = ? AND kind = ? "
+                "AND seq = ? AND fired_at IS NULL AND EXISTS (SELECT 1 FROM "
+                "signoff_requests WHERE id = ? AND status = 'pending')",
+                (_ts(at), step.request_id, step.kind, step.seq, step.request_id))
+            if cur.rowcount != 1:
+                return False
+            if step.kind == "escalate":
+                await db.execute("UPDATE signoff_requests SET escalated_at = ? WHERE id = ?",
+                                 (_ts(at), step.request_id))
+            await _insert_audit(db, audit)
+            return True
+
+    async def extend_deadline(self, request_id: str, *, by: timedelta, most: int,
+                              at: datetime, audit: AuditEntry) -> datetime | None:
+        seconds = by.total_seconds()
+        async with self._tx() as db:
+            async with db.execute(
+                "UPDATE signoff_requests SET deadline = deadline + ?, "
+                "extends_used = extends_used + 1 WHERE id = ? AND status = 'pending' "
+                "AND extends_used < ? AND deadline > ? RETURNING deadline",
+                (seconds, request_id, most, _ts(at)),
+            ) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                return None
+            await db.execute(
+                "UPDATE signoff_steps SET due_at = due_at + ? WHERE request_id = ? "
+                "AND kind = 'remind' AND fired_at IS NULL", (seconds, request_id))
+            await _insert_audit(db, audit)
+            return datetime.fromtimestamp(row[0], UTC)
+
+    async def next_step(self) -> datetime | None:
+        rows = await self._fetchall(
+            "SELECT MIN(s.due_at) FROM signoff_steps s JOIN signoff_requests r "
+            "ON r.id = s.request_id WHERE s.fired_at IS NULL AND r.status = 'pending'")
+        return _dt(rows[0][0]) if rows else None
+
     # -- notices ---------------------------------------------------------------------------
 
     async def unsent_notices(self, now: datetime, *, limit: int = 50) -> list[Notice]:
@@ -921,7 +996,9 @@ async def _select_requests(
     db: aiosqlite.Connection, where: str, params: Iterable[Any]
 ) -> list[ApprovalRequest]:
     async with db.execute(
-        f"SELECT {_REQUEST_COLUMNS} FROM signoff_requests WHERE {where}", tuple(params)
+        f"SELECT {_REQUEST_COLUMNS}, escalated_at, extends_used FROM signoff_requests "
+        f"WHERE {where}",
+        tuple(params)
     ) as cur:
         rows = list(await cur.fetchall())
     if not rows:
@@ -986,6 +1063,9 @@ async def _insert_request(db: aiosqlite.Connection, request: ApprovalRequest, *,
             None if post_until is None else _ts(post_until),
         ),
     )
+    await db.executemany(
+        "INSERT INTO signoff_steps (request_id, kind, seq, due_at) VALUES (?, ?, ?, ?)",
+        [(s.request_id, s.kind, s.seq, _ts(s.due_at)) for s in ladder_steps(request)])
 
 
 async def _insert_audit(db: aiosqlite.Connection, entry: AuditEntry) -> None:

@@ -56,8 +56,8 @@ async def test_replicas_setting_up_at_once_migrate_once(
     assert query(pg_database, "SELECT v FROM signoff_migrations ORDER BY v") == [
         (v,) for v in range(len(MIGRATIONS))]
     tables = query(pg_database, "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'signoff_%'")
-    assert tables == [(9,)]  # runs, requests, votes, audit, chain head, notices, home, grants,
-    # and migrations
+    assert tables == [(10,)]  # runs, requests, votes, audit, chain head, notices, home, grants,
+    # ladder steps, and migrations
 
 
 @pytest.mark.parametrize("statement", [
