@@ -6,12 +6,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from bot.config import Settings
 from bot.devserver import dev_emulator, dev_settings
 from bot.emulator import EmulatorServer
-from tests.emulator.test_emulator_page import CHROMIUM, CHROMIUM_ARGS
+from tests.browser import headless_chromium
 from tests.support import ThreadedBot
 
 pytestmark = pytest.mark.browser
@@ -49,24 +49,18 @@ def test_the_page_files_and_approves_a_request_over_socket_mode(
         socket_dev: tuple[EmulatorServer, ThreadedBot]) -> None:
     """Alice types the command, Bob approves on the page: all of it over Socket Mode."""
     emulator, _ = socket_dev
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page: Page = browser.new_page()
-            page.set_default_timeout(5000)
-            page.goto(emulator.url)
-            page.select_option("#user-picker", "U0ALICE")
-            page.fill("#command", "/signoff deploy Ship api v2 to staging")
-            page.press("#command", "Enter")
-            expect(page.locator(".header-block")).to_contain_text("Approval needed")
-            page.select_option("#user-picker", "U0BOB")
-            page.once("dialog", lambda dialog: dialog.accept())
-            page.get_by_role("button", name="Approve", exact=True).click()
-            expect(page.get_by_role("button", name="Approve", exact=True)).to_have_count(0)
-            expect(page.get_by_text("Approved by @bob")).to_be_visible()
-        finally:
-            browser.close()
+    with headless_chromium() as browser:
+        page: Page = browser.new_page()
+        page.set_default_timeout(5000)
+        page.goto(emulator.url)
+        page.select_option("#user-picker", "U0ALICE")
+        page.fill("#command", "/signoff deploy Ship api v2 to staging")
+        page.press("#command", "Enter")
+        expect(page.locator(".header-block")).to_contain_text("Approval needed")
+        page.select_option("#user-picker", "U0BOB")
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.get_by_role("button", name="Approve", exact=True).click()
+        expect(page.get_by_role("button", name="Approve", exact=True)).to_have_count(0)
+        expect(page.get_by_text("Approved by @bob")).to_be_visible()
     kinds = {envelope["type"] for _, envelope in emulator.socket.sent()}
     assert kinds == {"slash_commands", "interactive"}

@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 from click.testing import Result
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 from typer.testing import CliRunner
 
 from bot.cli import app
@@ -22,7 +22,7 @@ from bot.emulator.runner import EmulatorServer
 from bot.service import Deps
 from graphs.deploy import deploy_spec
 from graphs.registry import GraphRegistry
-from tests.emulator.test_emulator_page import CHROMIUM, CHROMIUM_ARGS
+from tests.browser import headless_chromium
 from tests.scenario.conftest import APPROVALS
 from tests.scenario.steps import (
     TEAM_POLICY,
@@ -58,14 +58,8 @@ def team_bot(start_bot: Callable[..., ThreadedBot], tmp_path: Path,
 def chromium() -> Iterator[Browser]:
     """Headless Chromium, started once the report is written: Playwright's sync API keeps an
     event loop running on this thread, where the CLI's asyncio.run could not start one."""
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with headless_chromium() as launched:
+        yield launched
 
 
 def signoff(database: str, *args: str) -> Result:
@@ -112,7 +106,7 @@ def test_a_scenario_s_report_in_chromium(
     out = tmp_path / "report.html"
     assert SCRIPT not in report(database, out)
 
-    with chromium() as browser:
+    with headless_chromium() as browser:
         context = browser.new_context()
         page = context.new_page()
         page.set_default_timeout(5000)

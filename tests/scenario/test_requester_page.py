@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from bot.emulator.runner import EmulatorServer
 from bot.service import Deps
 from graphs.deploy import deploy_spec
 from graphs.registry import GraphRegistry
-from tests.emulator.test_emulator_page import CHROMIUM, CHROMIUM_ARGS
+from tests.browser import headless_chromium
 from tests.scenario.conftest import APPROVALS
 from tests.scenario.steps import Counter, click_expecting, reject, write_policy
 from tests.scenario.test_requester import CRITICAL, POLICY, paused
@@ -27,14 +27,8 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with headless_chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
