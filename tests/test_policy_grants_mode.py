@@ -6,24 +6,9 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
-
 from bot.grant_rules import grant_choices, grant_offer, rule_key
 from bot.models import ActionSpec
-from bot.policy import Policy
-from bot.policy_file import PolicyError, load_policy
-
-
-def load(tmp_path: Path, text: str) -> Policy:
-    path = tmp_path / "policy.toml"
-    path.write_text(text, encoding="utf-8")
-    return load_policy(path)
-
-
-def problems(tmp_path: Path, text: str) -> list[str]:
-    with pytest.raises(PolicyError) as info:
-        load(tmp_path, text)
-    return [f"{p.key}: {p.problem}" for p in info.value.problems]
+from tests.policy_files import load, problems
 
 
 def test_grants_and_mode_are_read(tmp_path: Path) -> None:

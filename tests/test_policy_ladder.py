@@ -7,22 +7,8 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
-
-from bot.policy import Policy, remind_after
-from bot.policy_file import PolicyError, load_policy
-
-
-def load(tmp_path: Path, text: str) -> Policy:
-    path = tmp_path / "policy.toml"
-    path.write_text(text, encoding="utf-8")
-    return load_policy(path)
-
-
-def problems(tmp_path: Path, text: str) -> list[str]:
-    with pytest.raises(PolicyError) as info:
-        load(tmp_path, text)
-    return [f"{p.key}: {p.problem}" for p in info.value.problems]
+from bot.policy import remind_after
+from tests.policy_files import load, problems
 
 
 def test_remind_is_read_as_shares_and_times_left(tmp_path: Path) -> None:
