@@ -105,7 +105,8 @@ def reject_in_modal(emulator: EmulatorServer, *, user: str, seen: dict[str, Any]
         now = emulator.state.message(APPROVALS, seen["ts"])
         return modals or (now is not None and not buttons(now))
 
-    opened = emulator.wait_for(modal_or_closed, timeout=5,
+    # The same load as the posting wait below (20 runs at once, 2 cores): not what is checked.
+    opened = emulator.wait_for(modal_or_closed, timeout=10,
                                message=f"{user}'s reject modal opened or the request closed")
     if isinstance(opened, list):
         response = emulator.client.submit_view(
