@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
+from bot import thresholds
 from bot.grant_blocks import grant_offer_blocks
 from bot.messages import SHADOW_NOTE, escalated_note, extend_label, request_why, slack_time
 from bot.models import SYSTEM_ACTOR, ApprovalRequest, RequestStatus, Run
@@ -215,7 +216,12 @@ def request_message(
     ]
     if open_:
         fields.append(_field("Decide by", slack_time(request.deadline)))
-    if request.approvals_required > 1:
+    if thresholds.several(request):
+        seats = thresholds.seated(request)
+        voters = ", ".join(f"{_mention(user)} ({untrusted(role)})"
+                           for user, role in seats.items()) or "none yet"
+        fields.append(_field("Approvals", f"{thresholds.progress_text(request)}: {voters}"))
+    elif request.approvals_required > 1:
         voters = ", ".join(_mention(v.user) for v in request.votes) or "none yet"
         fields.append(_field("Approvals",
                              f"{len(request.votes)} of {request.approvals_required}: {voters}"))
@@ -238,7 +244,13 @@ def request_message(
             _SECTION_MAX)))
     if context:
         blocks.append({"type": "context", "elements": context})
-    if open_ and request.approvals_required > 1 and request.votes:
+    if open_ and thresholds.several(request) and request.votes:
+        missing = ", ".join(f"{line.need - line.got} {untrusted(line.role)}"
+                            for line in thresholds.progress(request) if not line.met)
+        blocks.append({"type": "section", "text": _mrkdwn(
+            f":busts_in_silhouette: {thresholds.progress_text(request)}. Still needed: "
+            f"{missing}, each a *different* person.")})
+    elif open_ and request.approvals_required > 1 and request.votes:
         needed = request.approvals_required - len(request.votes)
         blocks.append({"type": "section", "text": _mrkdwn(
             f":busts_in_silhouette: {len(request.votes)} of {request.approvals_required} "

@@ -128,6 +128,7 @@ def run() -> None:
 @app.command()
 def pending() -> None:
     """List open approval requests as JSON lines."""
+    from bot import thresholds
     from bot.store import open_store
 
     async def go() -> None:
@@ -137,7 +138,8 @@ def pending() -> None:
                 sys.stdout.write(json.dumps({
                     "request_id": r.id, "run_id": r.run_id, "graph": r.graph, "node": r.node,
                     "tier": r.tier, "title": r.action.title, "requester": r.requester,
-                    "approvals": f"{len(r.votes)}/{r.approvals_required}",
+                    "approvals": (thresholds.progress_text(r) if thresholds.several(r)
+                                  else f"{len(r.votes)}/{r.approvals_required}"),
                     "deadline": r.deadline.isoformat(),
                 }) + "\n")
         finally:

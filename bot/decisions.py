@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot import messages, rubber_stamp
+from bot import messages, rubber_stamp, thresholds
 from bot.clock import Clock
 from bot.evidence import decision_evidence
 from bot.interrupts import edit_problems
@@ -21,6 +21,7 @@ from bot.models import (
     Outcome,
     RequestStatus,
     Run,
+    Vote,
 )
 from bot.policy import Policy, Refusal, check_decision, may_decide
 from bot.ports import Directory, Notifier
@@ -106,7 +107,8 @@ class Decisions:
         refusal = check_decision(request=request, user=user, outcome=outcome,
                                  members=frozenset({user} if allowed else ())) \
             or rubber_stamp.refusal(self._policy.tier(request.tier), request, outcome=outcome,
-                                    at=self._clock.now())
+                                    at=self._clock.now()) \
+            or await self._not_needed(request, user=user, outcome=outcome)
         if refusal is not None:
             await self._store.append_audit(AuditEntry(
                 at=self._clock.now(), kind="refused", actor=user, outcome=outcome.value,
@@ -114,8 +116,7 @@ class Decisions:
                 detail=refusal.value))
             log.info("click refused", extra={"request_id": request.id, "user": user,
                                              "reason": refusal.value})
-            return request, run, self._refuse(
-                refusal.value, messages.refused(refusal, role=request.approvers_role))
+            return request, run, self._refuse(refusal.value, self._refused(refusal, request))
         if await self._is_stale(run, request):
             if not await self.close(run, request, status=RequestStatus.STALE, actor=user):
                 # Somebody decided it meanwhile (and the resume moved the thread on).
@@ -124,6 +125,32 @@ class Decisions:
                                                  messages.already_decided(latest))
             return request, run, self._refuse("stale", messages.stale())
         return request, run, None
+
+    async def _not_needed(self, request: ApprovalRequest, *, user: str,
+                          outcome: Outcome) -> Refusal | None:
+        """An approval toward a threshold that would fill no seat still open (every line
+        the user could fill is met): refused, since it never will (bot.thresholds)."""
+        if outcome is not Outcome.APPROVED or request.approvals_required < 2:
+            return None
+        vote = Vote(user=user, at=self._clock.now(),
+                    roles=await self.voter_roles(request, user))
+        return None if thresholds.would_count(request, vote) else Refusal.NOT_NEEDED
+
+    async def voter_roles(self, request: ApprovalRequest, user: str) -> tuple[str, ...]:
+        """The lines of `request`'s threshold (by role) `user` may fill: the roles they are
+        in; every line once the request is escalated and they are in its escalation role
+        (the backup stands in for whoever has not answered)."""
+        roles = tuple(line.role for line in thresholds.lines(request))
+        escalated = self._policy.escalated_role(request)
+        if escalated and await self._directory.is_member(
+                self._policy.role_members(escalated), user, guests=self._policy.guests):
+            return roles
+        return tuple([role for role in roles if await self._directory.is_member(
+            self._policy.role_members(role), user, guests=self._policy.guests)])
+
+    def _refused(self, refusal: Refusal, request: ApprovalRequest) -> str:
+        return messages.refused(refusal, request=request,
+                                roles=self._policy.approver_roles(request))
 
     async def is_approver(self, request: ApprovalRequest, user: str) -> bool:
         """Whether `user` is among those `request`'s role names (by ID, group or "*"), with
@@ -147,7 +174,7 @@ class Decisions:
         if by is None or most < 1:
             return messages.extend_not_offered()
         if not await self.is_approver(request, user):
-            return messages.extend_refused_not_approver(request.approvers_role)
+            return messages.extend_refused_not_approver(self._policy.approver_roles(request))
         now = self._clock.now()
         deadline = await self._store.extend_deadline(
             request.id, by=timedelta(seconds=float(by)), most=most, at=now,
@@ -181,7 +208,8 @@ class Decisions:
         if request.status is not RequestStatus.PENDING or self._clock.now() >= request.deadline:
             return False
         members = frozenset({user}) if await self.is_approver(request, user) else frozenset()
-        return may_decide(request=request, user=user, members=members)
+        return (may_decide(request=request, user=user, members=members)
+                and await self._not_needed(request, user=user, outcome=Outcome.APPROVED) is None)
 
     async def decide(
         self,
@@ -296,18 +324,19 @@ class Decisions:
             if against is not None:
                 return against
         if quorum:
-            vote = await self._store.record_vote(request_id, user=actor, at=now,
-                                                 audit=replace(audit, kind="vote"), also=fast)
+            vote = await self._store.record_vote(
+                request_id, user=actor, at=now, audit=replace(audit, kind="vote"), also=fast,
+                roles=await self.voter_roles(request, actor))
             if not vote.added:
                 if vote.request.status is not RequestStatus.PENDING:
                     return self._refuse("already_decided",
                                         messages.already_decided(vote.request))
-                return self._refuse(Refusal.ALREADY_VOTED.value, messages.refused(
-                    Refusal.ALREADY_VOTED, role=request.approvers_role))
+                return self._refuse(Refusal.ALREADY_VOTED.value,
+                                    self._refused(Refusal.ALREADY_VOTED, request))
             log.info("vote recorded", extra={"request_id": request_id, "user": actor})
             if fast:
                 self._metrics.rubber_stamp(request)
-            if len(vote.request.votes) < vote.request.approvals_required:
+            if not thresholds.met(vote.request):
                 await self.redraw(run, vote.request)
                 return DecisionReply(True, messages.vote_recorded(vote.request))
         result = await self._store.decide(
@@ -343,8 +372,8 @@ class Decisions:
         if not vote.added:
             if vote.request.status is not RequestStatus.PENDING:
                 return self._refuse("already_decided", messages.already_decided(vote.request))
-            return self._refuse(Refusal.ALREADY_REJECTED.value, messages.refused(
-                Refusal.ALREADY_REJECTED, role=request.approvers_role))
+            return self._refuse(Refusal.ALREADY_REJECTED.value,
+                                self._refused(Refusal.ALREADY_REJECTED, request))
         log.info("vote against recorded", extra={"request_id": request.id, "user": actor})
         if len(vote.request.rejections) >= vote.request.rejections_required:
             return None

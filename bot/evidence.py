@@ -27,7 +27,7 @@ def shown_message(request: ApprovalRequest, *, run: Run, policy: Policy) -> dict
     """The request's Slack message (`text` and `blocks`) as the reviewer last saw it."""
     confirm = policy.tier(request.tier).confirm
     # Posted with the approvers' tags (confirming tiers); redrawn after a vote without them.
-    mention = (approvers_mention(policy.role_members(request.approvers_role))
+    mention = (approvers_mention(policy.approver_entries(request))
                if confirm and not request.votes else None)
     return request_message(request, run=run, confirm=confirm, mention=mention)
 

@@ -109,10 +109,18 @@ def _terms(policy: Policy, tier: Tier, *, approvers: str, timeout: Any,
     if not tier.pauses:
         return ["approvers: nobody: the tier needs no approval, so the run goes on at once"]
     self_ok = policy.self_approval if tier.self_approval is None else tier.self_approval
+    if tier.requires:
+        who = [f"approvers: {line.approvals} of role {line.role}: "
+               f"{_members(policy, line.role)}" for line in tier.requires]
+        needed = (f"approvals: {tier.approvals} needed, each line from different people (one "
+                  "person in two roles counts for one line only)")
+    else:
+        who = [f"approvers: role {approvers}: {_members(policy, approvers)}"]
+        needed = (f"approvals: {tier.approvals} needed"
+                  f"{'' if tier.approvals == 1 else ', from different people'}")
     lines = [
-        f"approvers: role {approvers}: {_members(policy, approvers)}",
-        f"approvals: {tier.approvals} needed"
-        f"{'' if tier.approvals == 1 else ', from different people'}; the requester "
+        *who,
+        f"{needed}; the requester "
         f"{'may' if self_ok else 'may not'} approve their own run"
         f"""{'; Approve asks "are you sure?" first' if tier.confirm else ''}""",
         "rejections: any one rejection by an approver ends the request" if tier.rejections == 1

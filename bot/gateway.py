@@ -623,7 +623,8 @@ class Gateway:
         try:
             channel, ts = await self._notifier.post_request(
                 run=run, request=request,
-                mention=self._mention(request.approvers_role) if tier.confirm else None)
+                mention=(approvers_mention(self._policy.approver_entries(request))
+                         if tier.confirm else None))
         except Exception:
             attempts = await self._store.post_failed(
                 request.id, retry_at=self._clock.now() + min(self._lease, timedelta(seconds=15)))
@@ -643,9 +644,6 @@ class Gateway:
                                                                   thread_ts=ts)
             await self.decisions.redraw(shown, after)
         return after
-
-    def _mention(self, role: str) -> str | None:
-        return approvers_mention(self._policy.role_members(role))
 
     # -- deadlines (the scheduler's side of bot.decisions) ---------------------------------
 

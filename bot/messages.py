@@ -6,8 +6,10 @@ here, so a caller passes raw text and never escapes anything itself.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from bot import thresholds
 from bot.models import ApprovalRequest, Grant, Outcome, RequestStatus
 from bot.policy import Refusal, TierWhy
 from bot.text import code, counted, mention, untrusted
@@ -52,6 +54,7 @@ __all__ = [
     "unknown_request",
     "human_duration",
     "refused",
+    "roles_named",
     "rejection_recorded",
     "request_why",
     "request_not_posted",
@@ -197,7 +200,8 @@ def pending_list(requests: list[ApprovalRequest], *, total: int | None = None) -
     shown = requests[:PENDING_SHOWN]
     lines = [f"{counted(total, 'request')} waiting for approval:"]
     for r in shown:
-        votes = f", {len(r.votes)} of {r.approvals_required}" if r.approvals_required > 1 else ""
+        count = thresholds.count_text(r)
+        votes = f", {count}" if count else ""
         lines.append(f"• {code(r.run_id)} {untrusted(r.action.title)} ({r.tier}{votes}), "
                      f"requested by {mention(r.requester)}, decide by {slack_time(r.deadline)}")
     if total > len(shown):
@@ -221,9 +225,16 @@ def stale() -> str:
     )
 
 
-def refused(refusal: Refusal, *, role: str) -> str:
+def roles_named(roles: Sequence[str]) -> str:
+    """"senior", "senior or dba": who a refusal says may decide (escaped policy keys)."""
+    named = [untrusted(r) for r in roles]
+    return named[0] if len(named) == 1 else ", ".join(named[:-1]) + " or " + named[-1]
+
+
+def refused(refusal: Refusal, *, request: ApprovalRequest, roles: Sequence[str]) -> str:
+    """Why a click was not taken; `roles` are those who may decide it now."""
     if refusal is Refusal.NOT_APPROVER:
-        return f"You are not an approver for this request (needs: {untrusted(role)})."
+        return f"You are not an approver for this request (needs: {roles_named(roles)})."
     if refusal is Refusal.SELF_APPROVAL:
         return "You started this run, so you cannot approve it yourself; ask another approver."
     if refusal is Refusal.TOO_FAST:
@@ -231,10 +242,16 @@ def refused(refusal: Refusal, *, role: str) -> str:
     if refusal is Refusal.ALREADY_REJECTED:
         return ("You already rejected this request; it needs rejections from different "
                 "approvers to end it.")
+    if refusal is Refusal.NOT_NEEDED:
+        return ("Your approval would not count: the roles you hold are already covered, and "
+                f"one person counts once. So far: {thresholds.progress_text(request)}. "
+                "Nothing changed.")
     return "You already approved this request; it needs a different approver."
 
 
 def vote_recorded(request: ApprovalRequest) -> str:
+    if thresholds.several(request):
+        return f"Your approval is recorded. So far: {thresholds.progress_text(request)}."
     needed = request.approvals_required - len(request.votes)
     return (
         f"Your approval is recorded ({len(request.votes)} of {request.approvals_required}). "
@@ -386,9 +403,9 @@ def extended(deadline: datetime, *, left: int) -> str:
     return f"Extended: the deadline is now {slack_time(deadline)} ({more})."
 
 
-def extend_refused_not_approver(role: str) -> str:
+def extend_refused_not_approver(roles: Sequence[str]) -> str:
     return ("Only the request's approvers can extend its deadline "
-            f"(needs: {untrusted(role)}). Nothing changed.")
+            f"(needs: {roles_named(roles)}). Nothing changed.")
 
 
 def extend_refused_none_left(most: int) -> str:

@@ -186,10 +186,13 @@ class Run:
 
 @dataclass(frozen=True, slots=True)
 class Vote:
-    """One approval toward a quorum."""
+    """One approval toward a quorum (or one rejection toward `rejections`)."""
 
     user: str
     at: datetime
+    # The roles of the request's threshold lines this voter could fill when they voted
+    # (bot.thresholds); empty: the request's one role.
+    roles: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

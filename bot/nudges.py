@@ -7,7 +7,7 @@ import asyncio
 import logging
 from dataclasses import replace
 
-from bot import messages
+from bot import messages, thresholds
 from bot.clock import Clock
 from bot.models import SYSTEM_ACTOR, ApprovalRequest, AuditEntry, RequestStatus, Run
 from bot.policy import ANYONE, Policy, may_act_for_requester
@@ -110,7 +110,7 @@ class Nudges:
     async def _post_escalation(self, request: ApprovalRequest, run: Run, role: str) -> None:
         """Tag the escalation role's members (not those who voted, nor the requester)."""
         skip = {v.user for v in request.votes} | {run.requester}
-        mentions, _ = await self._waiting_on(role, skip=skip)
+        mentions, _ = await self._waiting_on(self._policy.role_members(role), skip=skip)
         await self._post(request, run, messages.escalated(
             requester=run.requester, title=request.action.title, role=role, mentions=mentions))
 
@@ -121,7 +121,7 @@ class Nudges:
         voted = {v.user for v in request.votes}
         if not request.self_approval:
             voted.add(run.requester)  # who may not approve is not reminded to
-        mentions, anyone = await self._waiting_on(request.approvers_role, skip=voted)
+        mentions, anyone = await self._waiting_on(self._waiting_entries(request), skip=voted)
         build = messages.reminder if reminder else messages.nudge
         return await self._post(request, run, build(
             requester=run.requester, title=request.action.title, mentions=mentions,
@@ -153,12 +153,22 @@ class Nudges:
                 return found
         return None
 
-    async def _waiting_on(self, role: str, *, skip: set[str]) -> tuple[list[str], bool]:
-        """Tags for the role's approvers not in `skip` (those who voted); a group whose
-        members cannot be read is tagged as the group. Also whether the role is anyone
-        ("*"), which tags nobody."""
+    def _waiting_entries(self, request: ApprovalRequest) -> tuple[str, ...]:
+        """Whom the request still waits on: the members of each line of its threshold not
+        yet met, and of its escalation role once escalated."""
+        open_roles = [line.role for line in thresholds.progress(request) if not line.met]
+        escalated = self._policy.escalated_role(request)
+        entries: dict[str, None] = {}
+        for role in [*open_roles, *([escalated] if escalated else [])]:
+            entries |= dict.fromkeys(self._policy.role_members(role))
+        return tuple(entries)
+
+    async def _waiting_on(self, entries: tuple[str, ...], *,
+                          skip: set[str]) -> tuple[list[str], bool]:
+        """Tags for the entries' people not in `skip` (those who voted); a group whose
+        members cannot be read is tagged as the group. Also whether the entries take in
+        anyone ("*"), which tags nobody."""
         tags: list[str] = []
-        entries = self._policy.role_members(role)
         for entry in entries:
             if entry == ANYONE:
                 continue

@@ -65,7 +65,12 @@ def pause_terms(*, graph: str, action: ActionSpec, policy: Policy) -> PauseTerms
 
 
 def _approvers(asked: str | None, *, tier: Tier, policy: Policy, ignored: list[str]) -> str:
-    if asked is None or asked == tier.approvers:
+    if asked is None or (asked == tier.approvers and not tier.requires):
+        return tier.approvers
+    if tier.requires:
+        roles = ", ".join(line.role for line in tier.requires)
+        ignored.append(_ignored("approvers", asked, f"the tier requires several roles ({roles})",
+                                kept="its roles"))
         return tier.approvers
     if asked not in policy.roles:
         # The graph wants people the policy cannot name: neither widen it to the tier's
@@ -138,6 +143,7 @@ def build_request(
         # Why it needs approval, kept with the request: what its message says every time.
         options=dict(item.options) | {"why": terms.why.to_json()}
         | ({"rejections": tier.rejections} if tier.rejections > 1 else {})
+        | ({"requires": [line.to_json() for line in tier.requires]} if tier.requires else {})
         | grant_offer(tier, action) | ({"shadow": True} if tier.shadow else {})
         | _ladder(tier, terms.timeout),
     )

@@ -13,9 +13,10 @@ from enum import StrEnum
 from typing import Any
 
 from bot.models import ApprovalRequest, Outcome
+from bot.thresholds import Requirement, lines
 
 __all__ = ["ANYONE", "DEFAULT_MIN_REVIEW_TIME", "DEFAULT_NUDGE_INTERVAL", "DEFAULT_PAUSE_TIER",
-           "RISK_ORDER", "Policy", "Refusal", "Tier", "TierWhy", "check_decision",
+           "RISK_ORDER", "Policy", "Refusal", "Requirement", "Tier", "TierWhy", "check_decision",
            "may_act_for_requester", "may_decide", "remind_after"]
 
 ANYONE = "*"
@@ -52,6 +53,14 @@ class Tier:
     # An approver may move the deadline this much later, at most `max_extends` times.
     extend: timedelta | None = None
     max_extends: int = 0
+    # Several roles, each with its count, all different people ("a senior and a DBA"); empty:
+    # `approvals` of `approvers`. When set, `approvals` is their sum and `approvers` the first.
+    requires: tuple[Requirement, ...] = ()
+
+    @property
+    def lines(self) -> tuple[Requirement, ...]:
+        """The tier's threshold, line by line (one line unless it `requires` several)."""
+        return self.requires or (Requirement(self.approvers, self.approvals),)
 
     @property
     def pauses(self) -> bool:
@@ -143,15 +152,26 @@ class Policy:
         """The user and user-group IDs (or "*") that make up `role`."""
         return self.roles.get(role, ())
 
-    def approver_entries(self, request: ApprovalRequest) -> tuple[str, ...]:
-        """Who may decide `request`: its role's entries and, once the ladder escalated it,
-        its escalation role's (kept in its options when made) as well. The one rule the
-        decision layer, the Home tab and the mentions read."""
-        entries = self.role_members(request.approvers_role)
+    def approver_roles(self, request: ApprovalRequest) -> tuple[str, ...]:
+        """The roles whose members may decide `request`: each line of its threshold and,
+        once the ladder escalated it, its escalation role (kept in its options when made)."""
+        roles = tuple(dict.fromkeys(line.role for line in lines(request)))
+        escalated = self.escalated_role(request)
+        return roles + ((escalated,) if escalated and escalated not in roles else ())
+
+    @staticmethod
+    def escalated_role(request: ApprovalRequest) -> str | None:
+        """The role the ladder added to `request`'s approvers, once it did."""
         role = request.options.get("escalate_to")
-        if request.escalated_at is not None and isinstance(role, str):
-            entries += tuple(e for e in self.role_members(role) if e not in entries)
-        return entries
+        return role if request.escalated_at is not None and isinstance(role, str) else None
+
+    def approver_entries(self, request: ApprovalRequest) -> tuple[str, ...]:
+        """Who may decide `request`: the entries of every role `approver_roles` names. The
+        one rule the decision layer, the Home tab and the mentions read."""
+        entries: dict[str, None] = {}
+        for role in self.approver_roles(request):
+            entries |= dict.fromkeys(self.role_members(role))
+        return tuple(entries)
 
     def cancellers(self) -> tuple[str, ...]:
         """The entries (user IDs, groups, "*") of the role that may cancel anyone's run."""
@@ -233,6 +253,7 @@ class Refusal(StrEnum):
     ALREADY_VOTED = "already_voted"
     TOO_FAST = "too_fast"  # approved sooner than the tier's min_review_time, which refuses it
     ALREADY_REJECTED = "already_rejected"  # voted against already; one vote a person
+    NOT_NEEDED = "not_needed"  # an approval that fills no line still open (bot.thresholds)
 
 
 def check_decision(

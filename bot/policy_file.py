@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from functools import partial
@@ -22,6 +22,7 @@ from bot.policy import (
     Policy,
     Tier,
 )
+from bot.thresholds import Requirement, assign
 
 __all__ = ["BUNDLED_TIERS", "PolicyError", "Problem", "load_policy", "parse_duration"]
 
@@ -37,8 +38,9 @@ _GRAPH_KEYS = ("tier",)
 _TIER_KEYS = (
     "approvers", "approvals", "rejections", "timeout", "on_timeout", "confirm", "reversible",
     "self_approval", "min_review_time", "refuse_fast_approvals", "grants", "mode",
-    "remind", "escalate_after", "escalate_to", "extend", "max_extends",
+    "remind", "escalate_after", "escalate_to", "extend", "max_extends", "requires",
 )
+_LINE_KEYS = ("role", "approvals")
 MODES = ("enforce", "shadow")
 _REFUSING_TIER = "critical"  # the one tier whose fast approvals may be refused
 _SLACK_ID = re.compile(r"[UWS][A-Z0-9]+")  # Slack IDs are upper case: U/W users, S groups
@@ -103,6 +105,10 @@ def load_policy(path: Path) -> Policy:
       rejections            how many rejections by allowed approvers end the request; 1 (any
                             rejection). With more, each rejection is a vote against.
       approvers             the role whose members may decide; "reviewer".
+      requires              instead of approvers and approvals, several roles, each with its
+                            count, all different people: [{ role = "senior", approvals = 1 },
+                            { role = "dba", approvals = 1 }]. One person in both roles counts
+                            for one line only. An escalation role's members may fill any line.
       timeout               as in [defaults]; the default is defaults.timeout.
       on_timeout            as in [defaults]; the default is defaults.on_timeout.
       confirm               approving asks "are you sure?"; true for high and critical.
@@ -355,14 +361,27 @@ def _tier(
     def get(key: str, read: Callable[[], _T], default: _T) -> _T:
         return found.check(read, default) if key in spec else default
 
-    approvals = _approvals(spec, where=where, base=base, found=found)
+    requires = get("requires", lambda: _requires(spec["requires"], where=f"{where}.requires",
+                                                 roles=roles, found=found), None)
     rejections = get("rejections", lambda: _count(spec, "rejections", where=where, least=1),
                      fallback.rejections)
-    approvers = get("approvers", lambda: _role_name(spec["approvers"], f"{where}.approvers",
-                                                    roles), fallback.approvers)
-    if approvers in roles and approvals is not None:
-        _check_quorum(name, spec, where=where, approvals=approvals, rejections=rejections,
-                      role=approvers, members=roles[approvers], found=found)
+    if "requires" in spec:
+        for key in ("approvers", "approvals"):
+            if key in spec:
+                found.add(f"{where}.{key}", words.WITH_REQUIRES)
+        approvals = None if requires is None else sum(line.approvals for line in requires)
+        approvers = fallback.approvers if not requires else requires[0].role
+        if requires:
+            _check_lines(spec, requires, where=where, rejections=rejections, roles=roles,
+                         found=found)
+    else:
+        approvals = _approvals(spec, where=where, base=base, found=found)
+        approvers = get("approvers", lambda: _role_name(spec["approvers"],
+                                                        f"{where}.approvers", roles),
+                        fallback.approvers)
+        if approvers in roles and approvals is not None:
+            _check_quorum(name, spec, where=where, approvals=approvals, rejections=rejections,
+                          role=approvers, members=roles[approvers], found=found)
     reversible = get("reversible", lambda: _bool(spec, "reversible", where=where, default=True),
                      fallback.reversible)
     on_timeout = get("on_timeout", lambda: _on_timeout(spec, where=where, default="reject"),
@@ -397,6 +416,8 @@ def _tier(
         missing = "max_extends" if "extend" in spec else "extend"
         found.add(f"{where}.{missing}", words.EXTEND_HALF)
     return Tier(
+        # One line is a plain quorum of one role; several are kept as lines.
+        requires=tuple(requires) if requires and len(requires) > 1 else (),
         extend=extend,
         max_extends=max_extends if extend is not None else 0,
         remind=remind,
@@ -462,6 +483,54 @@ def _check_quorum(name: str, spec: Mapping[str, Any], *, where: str, approvals: 
         found.add(f"{where}.approvals", problem)
     if "rejections" in spec and approvals > 0 and rejections > len(members):
         found.add(f"{where}.rejections", words.too_few_to_reject(rejections, role, members))
+
+
+def _requires(raw: object, *, where: str, roles: Mapping[str, tuple[str, ...]],
+              found: _Found) -> list[Requirement] | None:
+    """The tier's threshold lines; None when in error (each mistake recorded)."""
+    if not isinstance(raw, list) or not raw:
+        raise _Invalid(where, words.must_be(words.A_REQUIRES_LIST, raw))
+    good: list[Requirement] = []
+    ok = True
+    for index, item in enumerate(raw):
+        at = f"{where}[{index}]"
+        if not isinstance(item, dict):
+            found.add(at, words.must_be(words.A_REQUIRES_LINE, item))
+            ok = False
+            continue
+        _known_keys(item, _LINE_KEYS, where=at, found=found)
+        if "role" not in item or "approvals" not in item:
+            found.add(at, words.LINE_MISSING)
+            ok = False
+            continue
+        role = found.check(partial(_role_name, item["role"], f"{at}.role", roles), None)
+        count = found.check(partial(_count, item, "approvals", where=at, least=1), None)
+        if role is not None and any(line.role == role for line in good):
+            found.add(f"{at}.role", words.line_twice(role))
+            role = None
+        if role is None or count is None:
+            ok = False
+        else:
+            good.append(Requirement(role, count))
+    return good if ok else None
+
+
+def _check_lines(spec: Mapping[str, Any], lines: Sequence[Requirement], *, where: str,
+                 rejections: int, roles: Mapping[str, tuple[str, ...]], found: _Found) -> None:
+    """Enough different people to fill every line at once (one person counts once), and
+    to give the rejections; unknowable where a line's role is anyone or a group."""
+    if any(_unbounded(roles[line.role]) for line in lines):
+        return
+    people: dict[str, set[str]] = {}
+    for line in lines:
+        for member in roles[line.role]:
+            people.setdefault(member, set()).add(line.role)
+    need, most = sum(line.approvals for line in lines), len(assign(lines, people))
+    if most < need:
+        found.add(f"{where}.requires", words.lines_unfillable(need, most))
+    if "rejections" in spec and rejections > len(people):
+        found.add(f"{where}.rejections", words.too_few_to_reject_lines(rejections,
+                                                                       len(people)))
 
 
 def _review_time(spec: Mapping[str, Any], *, where: str) -> timedelta | None:

@@ -18,6 +18,8 @@ __all__ = [
     "not_a_duration", "not_a_member", "not_a_share", "not_positive", "quote",
     "refuse_past_timeout", "remind_past_timeout", "too_few_members", "too_few_to_reject",
     "too_long", "unknown_key", "unknown_role", "unknown_tier", "unreadable",
+    "A_REQUIRES_LIST", "A_REQUIRES_LINE", "LINE_MISSING", "WITH_REQUIRES", "line_twice",
+    "lines_unfillable", "too_few_to_reject_lines",
 ]
 
 FORMS = '"90s", "30m", "2h", "1h30m", "1d" or a number of seconds'
@@ -161,6 +163,27 @@ A_REMIND_LIST = ('a list of times before the deadline, each a share of it ("50%"
 
 
 ESCALATION_HALF = ("missing; escalate_after and escalate_to go together (when, and to whom)")
+
+
+A_REQUIRES_LIST = 'a list of lines such as [{ role = "senior", approvals = 1 }]'
+A_REQUIRES_LINE = 'a line such as { role = "dba", approvals = 1 }'
+LINE_MISSING = "needs both a role and its approvals, as in { role = \"dba\", approvals = 1 }"
+WITH_REQUIRES = ("cannot be set with requires, which names the roles and their approvals; "
+                 "remove one of them")
+
+
+def line_twice(role: str) -> str:
+    return f"role {quote(role)} is listed twice; give it one line with its total approvals"
+
+
+def lines_unfillable(need: int, most: int) -> str:
+    return (f"needs {counted(need, 'approval')} from different people, but its roles' members "
+            f"can fill only {most} of them at once (one person counts for one line)")
+
+
+def too_few_to_reject_lines(rejections: int, people: int) -> str:
+    return (f"needs {counted(rejections, 'rejection')} from different people but these "
+            f"roles have {counted(people, 'member')}")
 
 
 EXTEND_HALF = "missing; extend and max_extends go together (how much, how many times)"

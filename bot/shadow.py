@@ -27,7 +27,7 @@ async def shadow_click(*, store: ApprovalStore, directory: Directory, policy: Po
                        outcome: Outcome) -> str:
     """Record a click on a shadow request (and whether the rule would take it); what to
     tell the person who clicked."""
-    allowed = await directory.is_member(policy.role_members(request.approvers_role), user,
+    allowed = await directory.is_member(policy.approver_entries(request), user,
                                         guests=policy.guests)
     # As if still open: the votes the rule would have counted are the shadow votes so far,
     # which the request does not keep, so only who may decide is judged here.

@@ -248,8 +248,8 @@ def test_unknown_key_without_a_close_match(tmp_path: Path) -> None:
     assert message == (
         "tiers.critical.colour: unknown key; expected one of approvers, approvals, rejections, "
         "timeout, on_timeout, confirm, reversible, self_approval, min_review_time, "
-        "refuse_fast_approvals, grants, mode, remind, escalate_after, escalate_to, extend and "
-        "max_extends"
+        "refuse_fast_approvals, grants, mode, remind, escalate_after, escalate_to, extend, "
+        "max_extends and requires"
     )
 
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bot import thresholds
 from bot.blocks import ACTION_CANCEL, ACTION_NUDGE, decision_buttons, outcome_line, risk_badge
 from bot.messages import slack_time
 from bot.models import ApprovalRequest
@@ -90,8 +91,9 @@ def _waiting(requests: Sequence[ApprovalRequest], *, policy: Policy) -> list[dic
     for request in requests[:WAITING_SHOWN]:
         line = (f"{_title(request)}\n{risk_badge(request.tier)} · requested by "
                 f"{mention(request.requester)} · decide by {slack_time(request.deadline)}")
-        if request.approvals_required > 1:
-            line += f" · {len(request.votes)} of {request.approvals_required} approvals"
+        count = thresholds.count_text(request)
+        if count:
+            line += f" · {count} approvals"
         blocks += [_section(line),
                    decision_buttons(request, confirm=policy.tier(request.tier).confirm)]
     return blocks + _more(len(requests) - WAITING_SHOWN)

@@ -327,10 +327,11 @@ class ApprovalStore(abc.ABC):
     @abc.abstractmethod
     async def record_vote(self, request_id: str, *, user: str, at: datetime,
                           audit: AuditEntry, also: Sequence[AuditEntry] = (),
-                          against: bool = False) -> VoteResult:
+                          against: bool = False, roles: Sequence[str] = ()) -> VoteResult:
         """Record `user`'s approval (with `against`, a rejection: in `request.rejections`)
         unless `user` has a vote of either kind on it or the request is no longer pending;
-        append `audit` (then `also`) in the same transaction when it is added.
+        append `audit` (then `also`) in the same transaction when it is added. `roles` are
+        kept with the vote (`Vote.roles`): the threshold lines the voter may fill.
 
         Votes on one request take turns: the request returned holds every vote recorded
         before this one, so of voters racing to meet a quorum, the last sees it met.

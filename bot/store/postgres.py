@@ -12,6 +12,7 @@ deadlock.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -375,7 +376,7 @@ class PostgresApprovalStore(ApprovalStore):
 
     async def record_vote(self, request_id: str, *, user: str, at: datetime,
                           audit: AuditEntry, also: Sequence[AuditEntry] = (),
-                          against: bool = False) -> VoteResult:
+                          against: bool = False, roles: Sequence[str] = ()) -> VoteResult:
         async with self._tx() as conn:
             # FOR UPDATE: votes on one request take turns, so the later of two voters
             # reads both votes (with a shared lock each would see only its own, and a
@@ -385,9 +386,9 @@ class PostgresApprovalStore(ApprovalStore):
                 conn,
                 "WITH open AS (SELECT id FROM signoff_requests "
                 "WHERE id = %s AND status = 'pending' FOR UPDATE) "
-                "INSERT INTO signoff_votes (request_id, user_id, at, against) "
-                "SELECT id, %s, %s, %s FROM open ON CONFLICT DO NOTHING RETURNING user_id",
-                (request_id, user, at, against)))
+                "INSERT INTO signoff_votes (request_id, user_id, at, against, roles) "
+                "SELECT id, %s, %s, %s, %s FROM open ON CONFLICT DO NOTHING RETURNING user_id",
+                (request_id, user, at, against, json.dumps(list(roles)) if roles else None)))
             if added:
                 await _insert_audit(conn, [audit, *also])
                 await conn.execute(_NOTIFY)

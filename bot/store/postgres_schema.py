@@ -255,6 +255,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE signoff_requests ADD COLUMN extends_used integer NOT NULL DEFAULT 0;
     """,
+    # Thresholds beyond one role: the lines a voter could fill (a JSON list; NULL: the
+    # request's one role).
+    """
+    ALTER TABLE signoff_votes ADD COLUMN roles text;
+    """,
 )
 # After this migration's SQL, in its transaction: chain the entries it found (bot.audit).
 CHAIN_MIGRATION = 1
@@ -294,6 +299,7 @@ _VOTES = (
     "CROSS JOIN LATERAL (SELECT "
     "array_agg(v.user_id ORDER BY v.at, v.seq) FILTER (WHERE NOT v.against) AS vote_users, "
     "array_agg(v.at ORDER BY v.at, v.seq) FILTER (WHERE NOT v.against) AS vote_ats, "
+    "array_agg(v.roles ORDER BY v.at, v.seq) FILTER (WHERE NOT v.against) AS vote_roles, "
     "array_agg(v.user_id ORDER BY v.at, v.seq) FILTER (WHERE v.against) AS against_users, "
     "array_agg(v.at ORDER BY v.at, v.seq) FILTER (WHERE v.against) AS against_ats "
     "FROM signoff_votes v WHERE v.request_id = r.id) v"
@@ -310,7 +316,8 @@ def requests_sql(where: str, *, source: str = "signoff_requests r", with_run: bo
     if with_run:
         columns += ", " + ", ".join(f"u.{c} AS u_{c}" for c in RUN_COLUMNS)
         join = "JOIN signoff_runs u ON u.id = r.run_id "
-    return (f"SELECT {columns}, v.vote_users, v.vote_ats, v.against_users, v.against_ats "
+    return (f"SELECT {columns}, v.vote_users, v.vote_ats, v.vote_roles, v.against_users, "
+            f"v.against_ats "
             f"FROM {source} {join}{_VOTES} "
             f"WHERE {where}")
 
@@ -338,12 +345,15 @@ def run_row(row: dict[str, Any], *, prefix: str = "") -> Run:
     )
 
 
-def _votes(users: list[str] | None, ats: list[datetime] | None) -> tuple[Vote, ...]:
-    return tuple(Vote(user=u, at=_utc(a)) for u, a in zip(users or (), ats or (), strict=True))
+def _votes(users: list[str] | None, ats: list[datetime] | None,
+           roles: list[str | None] | None = None) -> tuple[Vote, ...]:
+    roles = roles or [None] * len(users or ())
+    return tuple(Vote(user=u, at=_utc(a), roles=tuple(json.loads(r)) if r else ())
+                 for u, a, r in zip(users or (), ats or (), roles, strict=True))
 
 
 def request_row(row: dict[str, Any]) -> ApprovalRequest:
-    votes = _votes(row["vote_users"], row["vote_ats"])
+    votes = _votes(row["vote_users"], row["vote_ats"], row["vote_roles"])
     return ApprovalRequest(
         id=row["id"],
         run_id=row["run_id"],

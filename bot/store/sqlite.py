@@ -228,6 +228,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE signoff_requests ADD COLUMN extends_used INTEGER NOT NULL DEFAULT 0;
     """,
+    # Thresholds beyond one role: the lines a voter could fill (a JSON list; NULL: the
+    # request's one role).
+    """
+    ALTER TABLE signoff_votes ADD COLUMN roles TEXT;
+    """,
 )
 # After this migration's SQL, in its transaction: chain the entries it found (bot.audit).
 _CHAIN_MIGRATION = 3
@@ -647,12 +652,14 @@ class SqliteApprovalStore(ApprovalStore):
 
     async def record_vote(self, request_id: str, *, user: str, at: datetime,
                           audit: AuditEntry, also: Sequence[AuditEntry] = (),
-                          against: bool = False) -> VoteResult:
+                          against: bool = False, roles: Sequence[str] = ()) -> VoteResult:
         async with self._tx() as db:
             cur = await db.execute(
-                "INSERT OR IGNORE INTO signoff_votes (request_id, user_id, at, against) "
-                "SELECT id, ?, ?, ? FROM signoff_requests WHERE id = ? AND status = 'pending'",
-                (user, _ts(at), int(against), request_id),
+                "INSERT OR IGNORE INTO signoff_votes (request_id, user_id, at, against, roles) "
+                "SELECT id, ?, ?, ?, ? FROM signoff_requests "
+                "WHERE id = ? AND status = 'pending'",
+                (user, _ts(at), int(against), json.dumps(list(roles)) if roles else None,
+                 request_id),
             )
             added = cur.rowcount == 1
             if added:
@@ -1008,13 +1015,14 @@ async def _select_requests(
         (i, against): [] for i in ids for against in (False, True)}
     marks = ",".join("?" * len(ids))
     async with db.execute(
-        f"SELECT request_id, user_id, at, against FROM signoff_votes "
+        f"SELECT request_id, user_id, at, against, roles FROM signoff_votes "
         f"WHERE request_id IN ({marks}) ORDER BY at",
         ids,
     ) as cur:
         for v in await cur.fetchall():
             votes[v["request_id"], bool(v["against"])].append(
-                Vote(user=v["user_id"], at=datetime.fromtimestamp(v["at"], UTC))
+                Vote(user=v["user_id"], at=datetime.fromtimestamp(v["at"], UTC),
+                     roles=tuple(json.loads(v["roles"])) if v["roles"] else ())
             )
     return [_request(r, votes[r["id"], False], votes[r["id"], True]) for r in rows]
 

@@ -74,3 +74,20 @@ async def test_claim_due_from_two_stores_is_disjoint(backend: Backend, make: Fac
     theirs = await second.claim_due(T0, until=T0 + LEASE)
     assert {r.id for r in mine} | {r.id for r in theirs} == {r.id for r in made}
     assert not {r.id for r in mine} & {r.id for r in theirs}
+
+
+async def test_a_votes_roles_are_kept_with_it(store: ApprovalStore, make: Factory) -> None:
+    """The threshold lines a voter could fill are stored with the vote and read back in the
+    order the votes came (bot.thresholds matches them to the lines); a vote without any
+    reads back with none."""
+    request = await make.add_request(store, approvals_required=3, deadline=T0)
+    await store.record_vote(request.id, user="U0CAROL", at=T0, roles=("senior", "dba"),
+                            audit=make.audit(request, kind="vote"))
+    await store.record_vote(request.id, user="U0BOB", at=T0 + timedelta(seconds=1),
+                            audit=make.audit(request, kind="vote"))
+    vote = await store.record_vote(request.id, user="U0DAVE", at=T0 + timedelta(seconds=2),
+                                   roles=("senior",), audit=make.audit(request, kind="vote"))
+    assert [(v.user, v.roles) for v in vote.request.votes] == [
+        ("U0CAROL", ("senior", "dba")), ("U0BOB", ()), ("U0DAVE", ("senior",))]
+    again = await store.get_request(request.id)
+    assert again is not None and again.votes == vote.request.votes
