@@ -30,10 +30,18 @@ __all__ = ["EmulatorServer", "ThreadedUvicorn", "wait_for"]
 T = TypeVar("T")
 
 
+_MAX_INTERVAL = 0.05  # the longest pause between two looks
+
+
 def wait_for(predicate: Callable[[], T], *, timeout: float = 2.0, interval: float = 0.01,
              message: str = "condition not met", state: EmulatorState | None = None) -> T:
-    """Poll until `predicate()` is truthy and return it; AssertionError (with activity) if not."""
+    """Poll until `predicate()` is truthy and return it; AssertionError (with activity) if not.
+
+    The pause between looks starts at `interval` and grows to 50 ms: a predicate reads the
+    emulator's state (copies of its messages) in the bot's own process, and many waiters
+    polling every 10 ms took the GIL from the bot they were waiting on."""
     deadline = time.monotonic() + timeout
+    pause = interval
     while True:
         result = predicate()
         if result:
@@ -41,7 +49,8 @@ def wait_for(predicate: Callable[[], T], *, timeout: float = 2.0, interval: floa
         if time.monotonic() >= deadline:
             detail = f"\n{state.describe_recent()}" if state is not None else ""
             raise AssertionError(f"timed out after {timeout}s: {message}{detail}")
-        time.sleep(interval)
+        time.sleep(pause)
+        pause = min(pause * 1.5, max(interval, _MAX_INTERVAL))
 
 
 class ThreadedUvicorn:

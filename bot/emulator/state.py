@@ -385,6 +385,16 @@ class EmulatorState:
             return [copy.deepcopy(m) for m in msgs
                     if include_replies or m.get("thread_ts", m["ts"]) == m["ts"]]
 
+    def find_message(self, channel: str, where: Callable[[Json], bool]) -> Json | None:
+        """The first top-level message in `channel` for which `where` is true (a copy), or
+        None. `where` sees each message as stored, so only the match is copied: a waiter
+        polling for one message does not copy the whole channel each time."""
+        with self._lock:
+            for m in self._messages.get(channel, []):
+                if m.get("thread_ts", m["ts"]) == m["ts"] and where(m):
+                    return copy.deepcopy(m)
+            return None
+
     def message(self, channel: str, ts: str) -> Json | None:
         with self._lock:
             found = self._find(channel, ts)
