@@ -324,9 +324,14 @@ class Decisions:
             if against is not None:
                 return against
         if quorum:
+            roles = await self.voter_roles(request, actor)
+            evidence = audit.evidence
+            if evidence is not None and thresholds.several(request):
+                # The roles the vote could count for, as they stood: in its hashed evidence.
+                evidence = evidence | {"voter_roles": ", ".join(roles)}
             vote = await self._store.record_vote(
-                request_id, user=actor, at=now, audit=replace(audit, kind="vote"), also=fast,
-                roles=await self.voter_roles(request, actor))
+                request_id, user=actor, at=now, also=fast, roles=roles,
+                audit=replace(audit, kind="vote", evidence=evidence))
             if not vote.added:
                 if vote.request.status is not RequestStatus.PENDING:
                     return self._refuse("already_decided",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -685,3 +686,16 @@ def test_cancel_must_be_a_role_name(tmp_path: Path) -> None:
 def test_nudge_interval_must_be_a_duration(tmp_path: Path) -> None:
     message = _error(tmp_path, '[defaults]\nnudge_interval = "soon"\n' + TIERS)
     assert message == f'defaults.nudge_interval: "soon" is not a duration; write {FORMS}'
+
+
+def test_the_readmes_policy_files_load(tmp_path: Path) -> None:
+    """Every policy file the README shows loads as written: an example that fails to load
+    would teach a team a mistake."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    shown = re.findall(r"```toml\n(.*?)```", readme, re.S)
+    files = [text for text in shown if "[tiers." in text]
+    assert len(files) >= 2, "the README shows a partial file and a full one"
+    for index, text in enumerate(files):
+        path = tmp_path / f"readme-{index}.toml"
+        path.write_text(text, encoding="utf-8")
+        load_policy(path)

@@ -85,6 +85,10 @@ def test_one_person_in_both_roles_counts_once_and_a_senior_completes_it(
     assert [(kind, actor, outcome) for kind, actor, outcome, _ in _audit(two_role_bot)] == [
         ("vote", "U0CAROL", "approved"), ("refused", "U0CAROL", "approved"),
         ("vote", "U0DAVE", "approved"), ("decision", "U0DAVE", "approved")]
+    votes = [e for e in two_role_bot.call(lambda: two_role_bot.service.store.audit())
+             if e.kind == "vote"]
+    assert [(e.actor, (e.evidence or {}).get("voter_roles")) for e in votes] == [
+        ("U0CAROL", "senior, dba"), ("U0DAVE", "senior")], "each vote's roles, as they stood"
 
 
 def test_an_approval_for_a_line_already_met_is_refused_and_changes_nothing(
