@@ -181,3 +181,24 @@ def test_a_state_summary_pause_is_floored_too(tmp_path: Path) -> None:
     [item] = review_items({"risk": "low"}, node="execute", interrupts=[],
                           default_risk="medium")
     assert _request(item, team=policy(tmp_path), graph="deploy").tier == "medium"
+
+
+def test_a_two_role_tier_keeps_its_lines_and_ignores_a_payloads_role(
+    tmp_path: Path, caplog: Any,
+) -> None:
+    """A tier that `requires` a senior and a DBA: the request keeps both lines (what its
+    votes are matched to) and needs 2; a payload naming one role cannot narrow it to that
+    role, and the attempt is logged."""
+    path = tmp_path / "policy.toml"
+    path.write_text('[roles]\nsenior = ["U0CAROL", "U0DAVE"]\ndba = ["U0CAROL", "U0BOB"]\n'
+                    "[tiers.high]\nrequires = [{ role = \"senior\", approvals = 1 }, "
+                    '{ role = "dba", approvals = 1 }]\n', encoding="utf-8")
+    team = load_policy(path)
+    request = static({"risk": "high", "approvers": "dba"}, team=team)
+    assert request.options["requires"] == [{"role": "senior", "approvals": 1},
+                                           {"role": "dba", "approvals": 1}]
+    assert (request.approvers_role, request.approvals_required) == ("senior", 2)
+    ignored = [r.ignored for r in caplog.records if hasattr(r, "ignored")]  # type: ignore[attr-defined]
+    assert ignored == ["approvers 'dba' ignored: the tier requires several roles (senior, dba); "
+                       "kept its roles"]
+    assert "edit" not in request.decisions, "no one person's edit where two must approve"
