@@ -15,6 +15,7 @@ from graphs.deploy import deploy_spec
 from graphs.registry import GraphRegistry
 from tests.scenario.conftest import APPROVALS, buttons
 from tests.scenario.steps import Counter, click_expecting, reject, result_in_thread, write_policy
+from tests.scenario.test_home import home_of, section
 from tests.support import ThreadedBot
 
 PRODUCTION = "Ship api v2 to production"  # high: "the task mentions production"
@@ -132,3 +133,19 @@ def test_one_rejection_by_either_role_ends_it(
         result_in_thread(emulator, request["ts"])
     two_role_bot.idle()
     assert executions.calls == []
+
+
+def test_home_waits_on_those_whose_line_is_still_open(
+    emulator: EmulatorServer, two_role_bot: ThreadedBot,
+    request_deploy: Callable[..., dict[str, Any]],
+) -> None:
+    """Once bob filled the DBA line, the request waits on the seniors (dave), shown with each
+    line's progress, and no longer on erin, a DBA whose approval would not count."""
+    request = request_deploy(PRODUCTION)
+    erin = home_of(emulator, "U0ERIN", shows="1 request is waiting on you.")
+    assert "senior 0/1, dba 0/1 approvals" in section(erin, "Waiting on you")
+    click_expecting(emulator, user="U0BOB", message=request, action_id="signoff.approve",
+                    says="So far: senior 0/1, dba 1/1 ✓.")
+    dave = home_of(emulator, "U0DAVE", shows="1 request is waiting on you.")
+    assert "senior 0/1, dba 1/1 ✓ approvals" in section(dave, "Waiting on you")
+    home_of(emulator, "U0ERIN", shows="Nothing is waiting on you.")
