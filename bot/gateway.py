@@ -55,8 +55,9 @@ __all__ = ["DecisionReply", "Gateway", "InvalidCommandError", "new_id"]
 
 log = logging.getLogger(__name__)
 
-_SHADOW_POST_LOOKS = 20  # looks for an unposted shadow request's posting lease, a tenth
-#                          of a lease apart: two leases, so a dead poster's lease runs out
+# Looks for an unposted shadow request's posting lease, a tenth of a lease apart: two leases
+# in all, so the lease of a poster that died runs out in time.
+_SHADOW_POST_LOOKS = 20
 
 
 def new_id(prefix: str) -> str:
