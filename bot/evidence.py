@@ -24,7 +24,8 @@ __all__ = ["blocks_hash", "decision_evidence", "shown_message"]
 
 
 def shown_message(request: ApprovalRequest, *, run: Run, policy: Policy) -> dict[str, Any]:
-    """The request's Slack message (`text` and `blocks`) as the reviewer last saw it."""
+    """The request's Slack message (`text` and `blocks`) as the reviewer last saw it: the
+    notifier redraws the message with this, so the evidence and Slack cannot drift."""
     confirm = policy.tier(request.tier).confirm
     # Posted with the approvers' tags (confirming tiers); redrawn after a vote without them.
     mention = (approvers_mention(policy.approver_entries(request))

@@ -55,6 +55,10 @@ __all__ = ["DecisionReply", "Gateway", "InvalidCommandError", "new_id"]
 
 log = logging.getLogger(__name__)
 
+# Looks for an unposted shadow request's posting lease, a tenth of a lease apart: two leases
+# in all, so the lease of a poster that died runs out in time.
+_SHADOW_POST_LOOKS = 20
+
 
 def new_id(prefix: str) -> str:
     """A short random id such as `run-3f9a1c2b7d4e`."""
@@ -319,7 +323,10 @@ class Gateway:
                      and (not self._policy.tier(r.tier).pauses or r.options.get("shadow"))]
         if automatic:
             # The policy lets this tier through: decide on the record, go on holding the run.
-            # (Made by `_ask` one commit earlier; a crash in between lands here again.)
+            # (Made by `_ask` one commit earlier; a crash in between lands here again, and a
+            # shadow request it never posted is posted first.)
+            await self._show_shadow(work, [r for r in automatic if r.options.get("shadow")
+                                           and r.message_ts is None])
             await self._approve_by_policy(work, automatic)
             return
         if any(r.status is RequestStatus.PENDING for r in here):
@@ -445,7 +452,8 @@ class Gateway:
         # the result before the run's Slack thread exists; it finds the run held and leaves
         # the resume to us (we look for decisions right after letting go). We hold the
         # requests' posting lease too. A crash here leaves the requests on record: the sweep
-        # posts them once the lease is out, and `_step` decides those the policy lets through.
+        # posts them once the lease is out, and `_step` decides those the policy lets through
+        # (posting a shadow request first).
         await self._end(work, StepEnd(status=RunStatus.RUNNING, done=settled, new=new,
                                       release=False, post_until=now + self._lease))
         self._metrics.created(built)
@@ -611,10 +619,35 @@ class Gateway:
         """Post one of the pause's requests, whose posting lease the drive holds."""
         after = await self._post_one(work.run, request)
         if after is not None:
-            work.update([after])
-            if work.run.thread_ts is None and after.message_ts is not None:
-                work.run = replace(work.run, channel=str(after.channel),
-                                   thread_ts=after.message_ts)
+            _posted(work, after)
+
+    async def _show_shadow(self, work: _Work, requests: Sequence[ApprovalRequest]) -> None:
+        """Post the shadow requests a crash left unposted before their run goes on as if
+        approved: showing what the rule would ask is the point of shadow mode.
+
+        Posted under each request's posting lease, so that of the drive and the outbox's
+        sweep one posts it. The lease of the process that died holding it (a lease long at
+        most) is waited out; a post that fails is not retried (the run does not wait for
+        Slack either).
+        """
+        pause = max(self._lease.total_seconds() / 10, 0.05)
+        for request in requests:
+            for _ in range(_SHADOW_POST_LOOKS):
+                work.holder.check()
+                now = self._clock.now()
+                if await self._store.claim_post(request.id, now=now, until=now + self._lease):
+                    await self._post(work, request)
+                    break
+                latest = await self._store.get_request(request.id)
+                if latest is None or latest.status is not RequestStatus.PENDING \
+                        or latest.message_ts is not None:
+                    if latest is not None:
+                        _posted(work, latest)  # the sweep posted it (or it was closed)
+                    break
+                await asyncio.sleep(pause)
+            else:
+                log.warning("could not take the posting of a shadow request; the run goes on "
+                            "without it", extra={"run_id": work.run.id, "request_id": request.id})
 
     async def _post_one(self, run: Run, request: ApprovalRequest) -> ApprovalRequest | None:
         """Post the request's message (a failure is retried from the outbox, and the
@@ -744,6 +777,14 @@ class Gateway:
         """Remind a request's approvers (at most once per the policy's interval); returns
         what to tell `user`. The request's Nudge button and the Home tab come here."""
         return await self.nudges.nudge(request_id=request_id, user=user)
+
+
+def _posted(work: _Work, after: ApprovalRequest) -> None:
+    """A request of the drive's run as stored once posted: the run's thread is its message
+    if the run had none yet (what `set_request_message` stored for the run too)."""
+    work.update([after])
+    if work.run.thread_ts is None and after.message_ts is not None:
+        work.run = replace(work.run, channel=str(after.channel), thread_ts=after.message_ts)
 
 
 def _ready(requests: Sequence[ApprovalRequest]) -> list[ApprovalRequest]:

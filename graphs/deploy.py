@@ -53,10 +53,23 @@ def risk_reason(task: str) -> str:
 
 
 def assess(task: str) -> dict[str, Any] | None:
-    """What the graph's pause would say of its risk for `task`, without running anything;
-    None when the task does not pause (low risk runs straight away)."""
-    risk = classify_risk(task)
-    return None if risk == "low" else {"risk": risk, "risk_reason": risk_reason(task)}
+    """What the graph's pause would say of `task` (its risk, details and grant key), without
+    running anything; None when the task does not pause (low risk runs straight away)."""
+    return None if classify_risk(task) == "low" else _terms(task)
+
+
+def _terms(task: str) -> dict[str, Any]:
+    """The parts of the pause's payload that follow from the task alone: what `assess`
+    tells `signoff policy explain`, so it matches a standing grant as the pause would."""
+    deletes = bool(_DELETES_DATA.search(task))
+    return {
+        "risk": classify_risk(task),
+        "risk_reason": risk_reason(task),
+        "details": {"Environment": _environment(task), "Task": task},
+        # A standing grant covers later deploys to the same environment.
+        "grant_key": ["Environment"],
+        "reversible": not deletes,
+    }
 
 
 def _environment(task: str) -> str:
@@ -102,23 +115,16 @@ def build_deploy_graph(
         return update
 
     def classify(state: DeployState) -> dict[str, Any]:
-        risk = classify_risk(state["task"])
-        env = _environment(state["task"])
-        deletes = bool(_DELETES_DATA.search(state["task"]))
+        terms = _terms(state["task"])
         return {
-            "risk": risk,
+            "risk": terms["risk"],
             "approval": {
-                "title": f"Deploy to {env}",
+                "title": f"Deploy to {_environment(state['task'])}",
                 "summary": state["plan"],
-                "risk": risk,
-                "risk_reason": risk_reason(state["task"]),
-                "details": {"Environment": env, "Task": state["task"]},
-                # A standing grant covers later deploys to the same environment.
-                "grant_key": ["Environment"],
-                "reversible": not deletes,
+                **terms,
                 "impact": (
-                    "Deletes data: cannot be undone." if deletes
-                    else "Can be rolled back by redeploying the previous release."
+                    "Can be rolled back by redeploying the previous release."
+                    if terms["reversible"] else "Deletes data: cannot be undone."
                 ),
                 "step": 1,
                 "total_steps": 1,

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app
+from bot.models import Grant, Outcome
+from bot.store import open_store
+from tests.store.conftest import Factory
 
 TEAM = """\
 [roles]
@@ -154,3 +159,84 @@ def test_explain_an_unknown_graph_or_a_bad_policy(tmp_path: Path) -> None:
     path = write(tmp_path, BAD)
     bad = CliRunner().invoke(app, ["policy", "explain", "--policy", str(path), "deploy", "x"])
     assert bad.exit_code == 2 and bad.output.count(f"{path}: ") == 3
+
+
+# Medium (a staging deploy) allows standing grants of up to 2 h.
+GRANTING = """\
+[tiers.medium]
+approvers = "reviewer"
+approvals = 1
+grants = "2h"
+"""
+STAGING = '{"Environment":"staging"}'  # the rule key of every deploy to staging
+
+
+async def _grant(database: Path, make: Factory, gid: str, *, created: datetime,
+                 expires: datetime) -> Grant:
+    """Bob approves a staging deploy with "Approve + grant", as the bot records it: the
+    approval and the grant in one transaction, in the SQLite file."""
+    store = await open_store(str(database))
+    try:
+        request = await make.add_request(store, tier="medium", graph="deploy")
+        made = Grant(id=gid, graph="deploy", tier="medium", key=STAGING, granter="U0BOB",
+                     request_id=request.id, created_at=created, expires_at=expires)
+        result = await store.decide(request.id, outcome=Outcome.APPROVED, actor="U0BOB",
+                                    at=created, comment=None, audit=make.audit(request),
+                                    grant=made)
+        assert result.applied
+        return made
+    finally:
+        await store.close()
+
+
+async def _revoke(database: Path, grant: Grant) -> None:
+    store = await open_store(str(database))
+    try:
+        assert await store.revoke_grant(grant.id, by="U0CAROL", at=datetime.now(UTC),
+                                        audit=Factory().audit(kind="grant_revoked"))
+    finally:
+        await store.close()
+
+
+def _grants_line(policy: Path, task: str) -> str:
+    result = CliRunner().invoke(app, ["policy", "explain", "--policy", str(policy),
+                                      "deploy", task])
+    assert result.exit_code == 0, result.output
+    [line] = [x for x in result.output.splitlines() if x.startswith("standing grants: ")]
+    return line
+
+
+def test_explain_reads_the_grants_in_the_store(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGNOFF_DATABASE names a SQLite file: a grant that expired does not apply; Bob's
+    active grant for staging does (not to production); once Carol revokes it, none does."""
+    policy = write(tmp_path, GRANTING)
+    database = tmp_path / "signoff.db"
+    monkeypatch.setenv("SIGNOFF_DATABASE", str(database))
+    none_apply = ("standing grants: allowed up to 2 h; no active grant applies, so it is "
+                  "asked as usual")
+    now = datetime.now(UTC)
+    make = Factory()
+    asyncio.run(_grant(database, make, "grant-old", created=now - timedelta(hours=3),
+                       expires=now - timedelta(hours=1)))
+    assert _grants_line(policy, "Ship api v2 to staging") == none_apply
+    active = asyncio.run(_grant(database, make, "grant-new", created=now,
+                                expires=now + timedelta(hours=1)))
+    assert _grants_line(policy, "Ship api v2 to staging") == (
+        f"standing grants: grant grant-new by U0BOB applies until "
+        f"{active.expires_at:%Y-%m-%d %H:%M} UTC: approved without a pause (unless U0BOB "
+        "requested it and self-approval is off)")
+    assert _grants_line(policy, "Ship api v2 to production") == (
+        "standing grants: not allowed on tier high (it sets no grants)")
+    asyncio.run(_revoke(database, active))
+    assert _grants_line(policy, "Ship api v2 to staging") == none_apply
+
+
+def test_explain_without_a_database_cannot_tell(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGNOFF_DATABASE unset: explain does not read a store, and says so."""
+    monkeypatch.delenv("SIGNOFF_DATABASE", raising=False)
+    assert _grants_line(write(tmp_path, GRANTING), "Ship api v2 to staging") == (
+        "standing grants: allowed up to 2 h; cannot tell whether one applies now (set "
+        "SIGNOFF_DATABASE to read the store)")
+    assert not (tmp_path / "signoff.db").exists()

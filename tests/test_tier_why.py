@@ -6,11 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.memory import InMemorySaver
+
 from bot.blocks import request_message
 from bot.interrupts import review_items
 from bot.models import ActionSpec
 from bot.policy import Policy, TierWhy
-from graphs.deploy import assess
+from graphs.deploy import assess, deploy_spec
 from tests.test_blocks import RUN, make_request, message, shown
 from tests.test_pauses import _request, policy
 
@@ -88,10 +91,32 @@ def test_a_request_from_before_the_why_has_no_why_line() -> None:
 
 
 def test_deploy_assesses_a_task_as_its_pause_would() -> None:
-    assert assess("Ship api v2 to production") == {
-        "risk": "high", "risk_reason": "the task mentions production"}
-    assert assess("Drop the old tables in production") == {
-        "risk": "critical", "risk_reason": "the task mentions production and deleting data"}
-    assert assess("Ship api v2 to staging") == {
-        "risk": "medium", "risk_reason": "the task mentions staging"}
+    """Its risk and why, and what a standing grant is matched on (details, grant key and
+    whether it can be undone), as the pause's payload says them."""
+    def said(task: str, env: str) -> dict[str, object]:
+        return {"details": {"Environment": env, "Task": task}, "grant_key": ["Environment"]}
+    ship, drop, stage = ("Ship api v2 to production", "Drop the old tables in production",
+                         "Ship api v2 to staging")
+    assert assess(ship) == {"risk": "high", "risk_reason": "the task mentions production",
+                            "reversible": True, **said(ship, "production")}
+    assert assess(drop) == {
+        "risk": "critical", "risk_reason": "the task mentions production and deleting data",
+        "reversible": False, **said(drop, "production")}
+    assert assess(stage) == {"risk": "medium", "risk_reason": "the task mentions staging",
+                             "reversible": True, **said(stage, "staging")}
     assert assess("Tidy the README") is None  # low: runs without a pause
+
+
+def test_deploys_pause_says_what_it_assessed() -> None:
+    """The payload the graph pauses on has every field `assess` gave for its task."""
+    spec = deploy_spec()
+    graph = spec.build().compile(checkpointer=InMemorySaver(),
+                                 interrupt_before=list(spec.interrupt_before))
+    for n, task in enumerate(["Ship api v2 to production", "Drop the old tables in production",
+                              "Ship api v2 to staging"]):
+        config: RunnableConfig = {"configurable": {"thread_id": str(n)}}
+        graph.invoke({"task": task, "requester": "U0ALICE"}, config)
+        approval = graph.get_state(config).values["approval"]
+        assessed = assess(task)
+        assert assessed is not None
+        assert {k: approval[k] for k in assessed} == assessed

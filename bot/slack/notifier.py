@@ -9,6 +9,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks import request_message
+from bot.evidence import shown_message
 from bot.metrics import Metrics
 from bot.models import ApprovalRequest, Run
 from bot.policy import Policy
@@ -65,7 +66,9 @@ class SlackNotifier:
     async def update_request(self, *, run: Run, request: ApprovalRequest) -> None:
         channel, ts = request.channel, request.message_ts
         assert channel is not None and ts is not None
-        body = request_message(request, run=run, confirm=self._confirm(request))
+        # Drawn as the decision's evidence says it was shown (`shown_message`): with the
+        # approvers' tags while nobody has voted, naming an escalation role once escalated.
+        body = shown_message(request, run=run, policy=self._policy)
         await self._outbox.send(channel, lambda: self._paced.chat_update(
             channel=channel, ts=ts, **body))
 

@@ -28,6 +28,9 @@ POINTS: dict[str, tuple[str, str, str, str]] = {
     "after_end_step": ("bot.store.sqlite", "SqliteApprovalStore", "end_step", "after"),
     "before_release_run": ("bot.store.sqlite", "SqliteApprovalStore", "release_run", "before"),
     "while_posting": ("bot.slack.notifier", "SlackNotifier", "post_request", "after"),
+    "before_posting": ("bot.slack.notifier", "SlackNotifier", "post_request", "before"),
+    # The ladder: a step's firing committed (audited, marked fired), its post not yet made.
+    "after_fire_step": ("bot.store.sqlite", "SqliteApprovalStore", "fire_step", "after"),
 }
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from bot.emulator.runner import EmulatorServer
+from bot.evidence import blocks_hash
 from bot.service import Deps
 from graphs.deploy import deploy_spec
 from graphs.registry import GraphRegistry
@@ -151,6 +152,35 @@ def test_the_escalation_role_may_decide_only_once_escalated(
     stored = bot.call(lambda: bot.service.store.audit())
     assert [(e.kind, e.actor, e.outcome) for e in stored if e.kind == "decision"] == [
         ("decision", "U0ERIN", "approved")]
+
+
+def test_once_escalated_the_message_and_a_refusal_name_the_escalation_role(
+    emulator: EmulatorServer, ladder_bot: Callable[[str], ThreadedBot],
+    request_deploy: Callable[..., dict[str, Any]],
+) -> None:
+    """Before the escalation the message tags the seniors and Bob (neither senior nor
+    manager) is told a senior must decide; once escalated, the redrawn message tags Erin
+    too and Bob is told a senior or the manager. Erin's approval records the message as
+    redrawn, the one she saw."""
+    bot = ladder_bot(ESCALATING)
+    request = request_deploy(HIGH)
+    assert "Approvers: <!subteam^S0SENIORS>" in str(request["blocks"])
+    click_expecting(emulator, user="U0BOB", message=request, action_id="signoff.approve",
+                    says="You are not an approver for this request (needs: senior).")
+    redrawn = emulator.wait_for(
+        lambda: (m := emulator.state.message(APPROVALS, request["ts"]))
+        and "Escalated:" in str(m["blocks"]) and m, timeout=3, message="escalated")
+    assert "Approvers: <!subteam^S0SENIORS> <@U0ERIN>" in str(redrawn["blocks"])
+    click_expecting(emulator, user="U0BOB", message=request, action_id="signoff.approve",
+                    says="You are not an approver for this request (needs: senior or manager).")
+    emulator.client.click(user="U0ERIN", channel=APPROVALS, message_ts=request["ts"],
+                          action_id="signoff.approve")
+    emulator.wait_for(lambda: not buttons(emulator.state.message(APPROVALS, request["ts"]) or {}),
+                      timeout=2, message="approved")
+    bot.idle()
+    [decision] = [e for e in bot.call(lambda: bot.service.store.audit()) if e.kind == "decision"]
+    assert decision.actor == "U0ERIN" and decision.evidence is not None
+    assert decision.evidence["shown_blocks_sha256"] == blocks_hash(redrawn["blocks"])
 
 
 # High: one senior (Carol, Dave); 2 s; an approver may extend it by 3 s, once.
