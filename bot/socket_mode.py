@@ -6,6 +6,8 @@ send it again, and dropped), and an envelope Slack sends again (`retry_attempt` 
 was late or lost) does not run twice: its payload's `trigger_id` (an event's `event_id`)
 was seen. That memory is this process's: a redelivery that reaches a restarted process is
 handled again (a click then meets the decision layer, which records a vote once).
+
+While open, the connection answers /readyz's question (`SocketModeLink.is_connected`).
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ from bot.clock import Clock
 from bot.replay import ReplayGuard
 from bot.web import MalformedRequestError, check_interactive
 
-__all__ = ["REDELIVERY_MEMORY", "SocketAppTokenError", "SocketModeEdge", "check_envelope",
-           "connect_socket_mode", "redelivery_key"]
+__all__ = ["REDELIVERY_MEMORY", "SocketAppTokenError", "SocketModeEdge", "SocketModeLink",
+           "check_envelope", "connect_socket_mode", "redelivery_key"]
 
 log = logging.getLogger(__name__)
 
@@ -117,13 +119,37 @@ async def _ack(client: AsyncBaseSocketModeClient, req: SocketModeRequest,
         SocketModeResponse(envelope_id=req.envelope_id, payload=payload))
 
 
+class SocketModeLink:
+    """The open connection as /readyz sees it: whether the websocket to Slack is up now.
+
+    A change since the last look is logged once (a warning when it went down, info when it is
+    back), not on every probe; an orchestrator probes every few seconds."""
+
+    def __init__(self, client: AsyncBaseSocketModeClient) -> None:
+        self._client = client
+        self._was_connected = True  # connect_socket_mode hands it out once connected
+
+    async def is_connected(self) -> bool:
+        """slack_sdk's own state: a session open, not closed by either side, pings answered."""
+        connected = await self._client.is_connected()
+        if connected != self._was_connected:
+            self._was_connected = connected
+            if connected:
+                log.info("Socket Mode: connected to Slack again; ready")
+            else:
+                log.warning("Socket Mode: not connected to Slack; not ready until it is")
+        return connected
+
+
 @asynccontextmanager
-async def connect_socket_mode(bolt: AsyncApp, app_token: str, *,
-                              clock: Clock) -> AsyncIterator[None]:
-    """Connected to Slack in Socket Mode while open; slack_sdk reconnects on `disconnect`
-    and on a stale connection. A refused app token raises (slack_sdk would retry forever)."""
+async def connect_socket_mode(bolt: AsyncApp, app_token: str, *, clock: Clock,
+                              ping_interval: float = PING_INTERVAL,
+                              ) -> AsyncIterator[SocketModeLink]:
+    """Connected to Slack in Socket Mode while open; slack_sdk reconnects on `disconnect`,
+    on a dropped connection and on a stale one (retrying every `ping_interval` seconds).
+    A refused app token raises (slack_sdk would retry forever)."""
     client = SocketModeClient(app_token=app_token, web_client=bolt.client,
-                              ping_interval=PING_INTERVAL)
+                              ping_interval=ping_interval)
     client.socket_mode_request_listeners.append(SocketModeEdge(bolt, clock=clock).handle)
     try:
         try:
@@ -133,6 +159,6 @@ async def connect_socket_mode(bolt: AsyncApp, app_token: str, *,
                 f"SLACK_APP_TOKEN: Slack refused it ({exc.response.get('error')})") from None
         await client.connect()  # type: ignore[no-untyped-call]  # slack_sdk leaves it bare
         log.info("connected to Slack in Socket Mode")
-        yield
+        yield SocketModeLink(client)
     finally:
         await client.close()  # type: ignore[no-untyped-call]

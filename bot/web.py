@@ -1,5 +1,5 @@
 """The HTTP edge: `POST /slack/events` (Bolt behind size, signature, shape and replay checks),
-health and readiness, and `GET /metrics`."""
+health and readiness (the database, and in Socket Mode the websocket), and `GET /metrics`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -35,6 +35,7 @@ __all__ = [
     "MAX_BODY",
     "MalformedRequestError",
     "SocketConnector",
+    "SocketLink",
     "build_bolt",
     "check_interactive",
     "create_app",
@@ -47,7 +48,16 @@ log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024  # Slack's payloads are a few KiB; a larger body is not from Slack.
 READY_TIMEOUT = 2.0  # seconds /readyz waits for the database before it answers 503
 
-SocketConnector = Callable[[AsyncApp, str], AbstractAsyncContextManager[None]]
+
+class SocketLink(Protocol):
+    """An open Socket Mode connection, as /readyz asks about it."""
+
+    async def is_connected(self) -> bool:
+        """Whether the websocket to Slack is connected now."""
+        ...
+
+
+SocketConnector = Callable[[AsyncApp, str], AbstractAsyncContextManager[SocketLink]]
 """Connects a Bolt app to Slack in Socket Mode (given the app token) for as long as it is open."""
 
 _INTERACTIVE_NEEDS = {
@@ -184,7 +194,8 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _connect_socket_mode(bolt: AsyncApp, app_token: str) -> AbstractAsyncContextManager[None]:
+def _connect_socket_mode(bolt: AsyncApp,
+                         app_token: str) -> AbstractAsyncContextManager[SocketLink]:
     from bot.socket_mode import connect_socket_mode  # it imports this module's checks
 
     return connect_socket_mode(bolt, app_token, clock=SystemClock())
@@ -226,11 +237,14 @@ def create_app(settings: Settings, deps: Deps | None = None, *,
             # (40-60 ms stalls of every request in flight, measured) short.
             gc.collect()
             gc.freeze()
+            app.state.socket_link = None
             if settings.slack_app_token is None:
                 yield
                 return
             # Socket Mode: Slack pushes over a websocket; HTTP still serves /healthz.
-            async with connect_socket(bolt, settings.slack_app_token.get_secret_value()):
+            async with connect_socket(bolt, settings.slack_app_token.get_secret_value()) \
+                    as link:
+                app.state.socket_link = link
                 yield
 
     async def events(request: Request) -> Response:
@@ -274,14 +288,22 @@ def create_app(settings: Settings, deps: Deps | None = None, *,
         return JSONResponse({"ok": True})
 
     async def readyz(request: Request) -> Response:
+        # Over HTTP the database is the only part, and the body just {"ok": …}; in Socket
+        # Mode a replica whose websocket is down receives nothing, so it is not ready either.
         service: Service = request.app.state.service
         try:
-            ok = await asyncio.wait_for(service.store.ready(), timeout=READY_TIMEOUT)
+            database = await asyncio.wait_for(service.store.ready(), timeout=READY_TIMEOUT)
         except Exception as exc:
             log.warning("not ready: the database did not answer",
                         extra={"error": type(exc).__name__})
-            ok = False
-        return JSONResponse({"ok": ok}, status_code=200 if ok else 503)
+            database = False
+        link: SocketLink | None = request.app.state.socket_link
+        if link is None:
+            return JSONResponse({"ok": database}, status_code=200 if database else 503)
+        socket_mode = await link.is_connected()
+        ok = database and socket_mode
+        return JSONResponse({"ok": ok, "database": database, "socket_mode": socket_mode},
+                            status_code=200 if ok else 503)
 
     async def metrics(request: Request) -> Response:
         # This process's own figures (each replica is scraped on its own).

@@ -10,6 +10,7 @@ import pytest
 from bot.emulator.client import Transport
 from bot.emulator.runner import EmulatorServer
 from bot.service import Deps
+from bot.web import SocketConnector
 from tests.pgserver import PgDatabases, PgServer
 from tests.support import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, ThreadedBot, bot_settings
 
@@ -58,8 +59,10 @@ def start_bot(emulator: EmulatorServer, database: str) -> Iterator[Callable[...,
     """Start a bot (several, one after the other, for restart tests) against the emulator."""
     running: list[ThreadedBot] = []
 
-    def start(deps: Deps | None = None, **settings: object) -> ThreadedBot:
-        bot = ThreadedBot(bot_settings(emulator=emulator, database=database, **settings), deps)
+    def start(deps: Deps | None = None, *, connect_socket: SocketConnector | None = None,
+              **settings: object) -> ThreadedBot:
+        bot = ThreadedBot(bot_settings(emulator=emulator, database=database, **settings), deps,
+                          connect_socket=connect_socket)
         opened = emulator.socket.connections_opened
         bot.start()
         running.append(bot)

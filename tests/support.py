@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 from bot.config import Settings
 from bot.emulator.runner import EmulatorServer, wait_for
 from bot.service import Deps, Service
-from bot.web import create_app
+from bot.web import SocketConnector, create_app
 
 __all__ = ["APP_TOKEN", "BACKENDS", "BOT_TOKEN", "SIGNING_SECRET", "ThreadedBot",
            "bot_settings", "database_for", "scalar", "wait_for"]
@@ -75,8 +75,10 @@ def bot_settings(*, emulator: EmulatorServer, database: str, **extra: Any) -> Se
 class ThreadedBot:
     """The real ASGI app (lifespan and all) on a free port, in its own thread and loop."""
 
-    def __init__(self, settings: Settings, deps: Deps | None = None) -> None:
-        self.app: Starlette = create_app(settings, deps)
+    def __init__(self, settings: Settings, deps: Deps | None = None, *,
+                 connect_socket: SocketConnector | None = None) -> None:
+        self.app: Starlette = create_app(settings, deps) if connect_socket is None \
+            else create_app(settings, deps, connect_socket=connect_socket)
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.bind(("127.0.0.1", 0))
         port = self._sock.getsockname()[1]

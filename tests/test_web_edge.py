@@ -250,10 +250,14 @@ def test_socket_mode_starts_without_a_signing_secret_and_takes_no_http_events(
     """Bot and app tokens only: Bolt connects, /healthz answers, POST /slack/events is 404."""
     connections: list[tuple[AsyncApp, str, str]] = []
 
+    class Connected:
+        async def is_connected(self) -> bool:
+            return True
+
     @asynccontextmanager
-    async def connect(bolt: AsyncApp, app_token: str) -> AsyncIterator[None]:
+    async def connect(bolt: AsyncApp, app_token: str) -> AsyncIterator[Connected]:
         connections.append((bolt, app_token, "open"))
-        yield
+        yield Connected()
         connections.append((bolt, app_token, "closed"))
 
     settings = Settings(

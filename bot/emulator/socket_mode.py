@@ -5,7 +5,8 @@ single-use websocket URL; a connection is greeted with `hello`; every payload go
 envelope that the app must ack by `envelope_id` within 3 s, or it is sent again (same
 envelope_id, `retry_attempt` + 1, `retry_reason` "timeout") a bounded number of times;
 envelopes are spread over the app's open connections; while none is open they wait for the
-next one; `disconnect` (`refresh_requested`) asks the app to reconnect elsewhere.
+next one; `disconnect` (`refresh_requested`) asks the app to reconnect elsewhere. An outage
+(`go_down`, `come_back`) takes the connections away with no `disconnect` first.
 
 The hub is called from two sides: senders (tests, the page's worker threads) block in
 `deliver` until the ack; each connection's coroutine runs on the emulator's event loop.
@@ -60,15 +61,21 @@ class Connection:
 
     number: int
     loop: asyncio.AbstractEventLoop
-    queue: asyncio.Queue[str]
+    queue: asyncio.Queue[str | None]  # None: close the websocket
     draining: bool = False  # told to disconnect: no new envelopes
 
     def push(self, frame: Json) -> None:
         """Queue a frame for this connection's writer, from any thread."""
-        text = json.dumps(frame)
+        self._put(json.dumps(frame))
+
+    def drop(self) -> None:
+        """Close the websocket after the frames already queued, from any thread."""
+        self._put(None)
+
+    def _put(self, item: str | None) -> None:
         # A closed loop means the connection is gone: the envelope's retry goes elsewhere.
         with contextlib.suppress(RuntimeError):
-            self.loop.call_soon_threadsafe(self.queue.put_nowait, text)
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
 
 
 @dataclass(kw_only=True)
@@ -101,6 +108,7 @@ class SocketModeHub:
         self._in_flight: dict[str, _InFlight] = {}
         self._sent: list[tuple[int, Json]] = []
         self._acks_to_lose = 0
+        self._down = False
 
     # tickets -------------------------------------------------------------
     def open_url(self) -> str:
@@ -127,10 +135,14 @@ class SocketModeHub:
                 "connection_info": {"app_id": self.app_id}}
 
     def register(self, loop: asyncio.AbstractEventLoop) -> Connection:
-        """A connection opened: it takes the envelopes that were waiting for one."""
+        """A connection opened: it takes the envelopes that were waiting for one (unless the
+        hub went down during its handshake: then it is dropped at once)."""
         with self._lock:
             self._opened += 1
             conn = Connection(number=self._opened, loop=loop, queue=asyncio.Queue())
+            if self._down:
+                conn.drop()
+                return conn
             self._connections.append(conn)
             waiting = list(self._waiting)
             self._waiting.clear()
@@ -195,11 +207,37 @@ class SocketModeHub:
         for conn in leaving:
             conn.push(frame)
 
+    @property
+    def down(self) -> bool:
+        """Between `go_down` and `come_back`: no connection is open or can open."""
+        with self._lock:
+            return self._down
+
+    def go_down(self) -> None:
+        """An outage, as when Slack is unreachable: every open connection is dropped (its
+        websocket closes, code 1011, with no `disconnect` frame first) and handshakes are
+        refused until `come_back`. Envelopes sent meanwhile wait for a connection. A refused
+        handshake does not spend its ticket (the host never saw it): slack_sdk retries the
+        URL it was given."""
+        with self._lock:
+            self._down = True
+            leaving = list(self._connections)
+            self._connections.clear()
+        for conn in leaving:
+            conn.drop()
+
+    def come_back(self) -> None:
+        """The outage is over: handshakes are taken again, so the app's next attempt
+        connects."""
+        with self._lock:
+            self._down = False
+
     def reset(self) -> None:
-        """Forget the sent log and lost acks (connections stay open)."""
+        """Forget the sent log and lost acks, and end an outage (connections stay open)."""
         with self._lock:
             self._sent.clear()
             self._acks_to_lose = 0
+            self._down = False
 
     def deliver(self, *, type: str, payload: Json, accepts_response_payload: bool) -> SocketAck:
         """Send `payload` in an envelope and block until the app acks it, sending it again
@@ -253,9 +291,9 @@ class SocketModeHub:
 
 
 async def serve_link(hub: SocketModeHub, websocket: WebSocket) -> None:
-    """One app connection: refuse a bad or used ticket at the handshake, else `hello`, then
-    write envelopes and read acks until either side closes."""
-    if not hub.use_ticket(websocket.query_params.get("ticket", "")):
+    """One app connection: refuse it at the handshake while the hub is down or for a bad or
+    used ticket, else `hello`, then write envelopes and read acks until either side closes."""
+    if hub.down or not hub.use_ticket(websocket.query_params.get("ticket", "")):
         await websocket.close(code=1008)  # before accept: the handshake answers HTTP 403
         return
     await websocket.accept()
@@ -282,6 +320,9 @@ async def _write(websocket: WebSocket, conn: Connection) -> None:
     while True:
         text = await conn.queue.get()
         try:
+            if text is None:  # dropped: the reader then sees the close and ends
+                await websocket.close(code=1011)
+                return
             await websocket.send_text(text)
         except (WebSocketDisconnect, RuntimeError, OSError):
             return

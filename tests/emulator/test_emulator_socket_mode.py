@@ -1,4 +1,5 @@
-"""The emulator's Socket Mode: tickets, hello, envelopes acked by id, retries, reconnects."""
+"""The emulator's Socket Mode: tickets, hello, envelopes acked by id, retries, reconnects,
+outages."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosedError, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from bot.emulator import EmulatorServer
@@ -220,6 +221,31 @@ async def test_disconnect_makes_slack_sdk_reconnect_and_keep_working(
     finally:
         await client.close()  # type: ignore[no-untyped-call]
     assert [r.payload["text"] for r in received] == ["one", "two"]
+
+
+def test_an_outage_drops_connections_refuses_handshakes_and_ends(
+        emulator: EmulatorServer) -> None:
+    """`go_down`: the open connection closes (1011) with no `disconnect` frame first and a
+    handshake is refused; after `come_back` the same URL connects (a refused handshake spent
+    no ticket) and takes the envelope that waited meanwhile."""
+    url = ws_url(emulator)
+    with ThreadPoolExecutor(1) as pool:
+        with opened(emulator) as conn:
+            emulator.socket.go_down()
+            with pytest.raises(ConnectionClosedError) as closed:
+                frame(conn)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1011
+        assert emulator.socket.down and emulator.socket.connections == 0
+        with pytest.raises(InvalidStatus), connect(url):
+            pass
+        waited = send_command(emulator, pool)
+        emulator.socket.come_back()
+        with connect(url) as conn:
+            assert frame(conn)["type"] == "hello"
+            envelope = frame(conn)
+            conn.send(json.dumps({"envelope_id": envelope["envelope_id"]}))
+            assert waited.result(timeout=2).status_code == 200
+    assert not emulator.socket.down
 
 
 def test_send_event_wraps_an_event_callback(emulator: EmulatorServer) -> None:

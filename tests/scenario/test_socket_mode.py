@@ -1,24 +1,30 @@
-"""The bot in Socket Mode: no signing secret, the HTTP edge's guarantees over envelopes, and
-Slack's redeliveries and reconnects changing nothing."""
+"""The bot in Socket Mode: no signing secret, the HTTP edge's guarantees over envelopes,
+Slack's redeliveries and reconnects changing nothing, and not ready while the websocket is
+down."""
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from slack_bolt.async_app import AsyncApp
 
+from bot.clock import SystemClock
 from bot.emulator.client import Transport
 from bot.emulator.runner import EmulatorServer
 from bot.slack.guard import NOT_OUR_MEMBER
+from bot.socket_mode import SocketModeLink, connect_socket_mode
 from tests.scenario.conftest import APPROVALS, buttons
 from tests.scenario.steps import result_in_thread
-from tests.support import BOT_TOKEN, ThreadedBot
+from tests.support import BOT_TOKEN, ThreadedBot, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 TASK = "Ship api v2 to staging"
@@ -55,7 +61,8 @@ def test_serves_health_readiness_and_metrics_but_no_http_events(
     assert bot.service.settings.slack_signing_secret is None
     with httpx.Client() as http:
         assert http.get(f"{bot.url}/healthz").status_code == 200
-        assert http.get(f"{bot.url}/readyz").json() == {"ok": True}
+        assert http.get(f"{bot.url}/readyz").json() == {
+            "ok": True, "database": True, "socket_mode": True}
         assert http.get(f"{bot.url}/metrics").status_code == 200
         events = http.post(bot.events_url, content=b"command=/signoff")
     assert events.status_code == 404 and "Socket Mode" in events.text
@@ -163,6 +170,55 @@ def test_after_a_refresh_disconnect_the_bot_reconnects_and_keeps_working(
     assert response.status_code == 200
     assert emulator.socket.connections_opened == before + 1
     assert "finished: Executed" in result_in_thread(emulator, request["ts"])
+
+
+def quick_retries(bolt: AsyncApp, app_token: str) -> AbstractAsyncContextManager[SocketModeLink]:
+    """The real connector, with slack_sdk retrying a refused connection every 0.5 s (its
+    ping interval) rather than every 10 s."""
+    return connect_socket_mode(bolt, app_token, clock=SystemClock(), ping_interval=0.5)
+
+
+def test_not_ready_while_slack_drops_the_websocket_then_ready_and_receiving_again(
+    emulator: EmulatorServer, start_bot: Callable[..., ThreadedBot],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Slack drops the connection (no `disconnect` first) and refuses new ones: /readyz says
+    503, naming socket_mode, /healthz stays 200, and one warning is logged however often it
+    is probed. Slack comes back: slack_sdk reconnects, /readyz is 200 again (one info line)
+    and a command sent then is answered over the new connection."""
+    bot = start_bot(connect_socket=quick_retries)
+    hub = emulator.socket
+    opened = hub.connections_opened
+
+    def readyz() -> httpx.Response:
+        return httpx.get(f"{bot.url}/readyz", timeout=5)
+
+    assert (readyz().status_code, readyz().json()) == (
+        200, {"ok": True, "database": True, "socket_mode": True})
+    with caplog.at_level(logging.INFO, logger="bot.socket_mode"):
+        logged_before = len(caplog.records)
+        hub.go_down()
+        down = wait_for(lambda: (r := readyz()).status_code == 503 and r, timeout=2,
+                        message="/readyz says 503 once the websocket is dropped")
+        assert down.json() == {"ok": False, "database": True, "socket_mode": False}
+        assert httpx.get(f"{bot.url}/healthz", timeout=5).status_code == 200
+        assert [readyz().status_code for _ in range(3)] == [503] * 3
+        assert hub.connections == 0 and hub.connections_opened == opened
+        hub.come_back()
+        wait_for(lambda: readyz().status_code == 200, timeout=2,
+                 message="/readyz is 200 again once slack_sdk has reconnected")
+        assert readyz().status_code == 200
+    assert readyz().json() == {"ok": True, "database": True, "socket_mode": True}
+    assert hub.connections == 1 and hub.connections_opened == opened + 1
+    assert [(r.levelname, r.getMessage()) for r in caplog.records[logged_before:]
+            if r.name == "bot.socket_mode"] == [
+        ("WARNING", "Socket Mode: not connected to Slack; not ready until it is"),
+        ("INFO", "Socket Mode: connected to Slack again; ready")]
+    ack = emulator.client.slash_command(user="U0ALICE", channel="C0GENERAL",
+                                        text=f"deploy {TASK}")
+    assert "Started run" in ack.text
+    assert hub.sent()[-1][0] == opened + 1, "the command came over the new connection"
+    emulator.wait_for(lambda: emulator.state.messages(APPROVALS), message="request posted")
 
 
 def test_serve_refuses_an_app_token_slack_refuses(
