@@ -661,13 +661,16 @@ class Gateway:
         except Exception:
             attempts = await self._store.post_failed(
                 request.id, retry_at=self._clock.now() + min(self._lease, timedelta(seconds=15)))
-            log.exception("could not post the approval request; will retry",
-                          extra={"run_id": run.id, "request_id": request.id,
-                                 "attempts": attempts})
+            shadow = bool(request.options.get("shadow"))
+            # A shadow request is not retried: its run goes on as if approved at once.
+            log.exception("could not post the approval request" + (
+                "; shadow mode: the run goes on without it" if shadow else "; will retry"),
+                extra={"run_id": run.id, "request_id": request.id, "attempts": attempts})
             if attempts == 1:
+                text = (messages.shadow_not_posted(run_id=run.id) if shadow
+                        else messages.request_not_posted(run_id=run.id))
                 with contextlib.suppress(Exception):
-                    await self._notifier.tell_user(
-                        user=run.requester, text=messages.request_not_posted(run_id=run.id))
+                    await self._notifier.tell_user(user=run.requester, text=text)
             return None
         after = await self._store.set_request_message(request.id, channel=channel, ts=ts)
         # A click (a vote, a decision) or a timeout may have landed before we knew where the

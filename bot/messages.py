@@ -28,6 +28,7 @@ __all__ = [
     "dm_stopped",
     "dm_timed_out",
     "no_such_run",
+    "shadow_not_posted",
     "nudge",
     "nudge_decided",
     "nudge_refused",
@@ -134,6 +135,12 @@ def request_not_posted(*, run_id: str) -> str:
     return (f"Run {code(run_id)} is waiting for approval, but I could not post the request "
             "to Slack. I'll keep trying; it stays pending, and if nobody can decide it by "
             "its deadline it fails closed: nothing is approved.")
+
+
+def shadow_not_posted(*, run_id: str) -> str:
+    return (f"I could not post the shadow request of run {code(run_id)} to Slack. Its tier "
+            "is in shadow mode, so the run went on as if approved; the request is in the "
+            "audit trail, but nobody saw it in Slack.")
 
 
 def nothing_recorded(*, ref: str) -> str:

@@ -190,3 +190,22 @@ def test_a_shadow_tier_posts_the_request_but_the_run_does_not_wait(
     assert executions.calls == ["Deploy plan for: Ship api v2 to staging"]
     assert len([m for m in emulator.state.thread(APPROVALS, request["ts"])
                 if " finished: " in m["text"]]) == 1
+
+
+def test_a_shadow_request_slack_refuses_is_said_truthfully_and_the_run_goes_on(
+    emulator: EmulatorServer, team_bot: Callable[[str], ThreadedBot], executions: Counter,
+) -> None:
+    """The bot was removed from the channel: the shadow request cannot be posted. The run
+    does not wait (it is a shadow tier), and alice's one DM says so rather than promising a
+    pending request that will be retried."""
+    bot = team_bot('mode = "shadow"\n')
+    emulator.state.remove_bot(APPROVALS)
+    emulator.client.slash_command(user="U0ALICE", channel="C0GENERAL", text=f"deploy {STAGING}")
+    [dm] = emulator.wait_for(
+        lambda: [m["text"] for m in emulator.state.messages("D0ALICE")
+                 if "could not post" in m["text"]], message="alice told by DM")
+    assert "could not post the shadow request" in dm and "went on as if approved" in dm
+    assert "keep trying" not in dm
+    emulator.wait_for(lambda: executions.calls == ["Deploy plan for: Ship api v2 to staging"],
+                      message="the run went on without waiting")
+    assert bot.call(lambda: bot.service.store.pending_requests()) == []
