@@ -6,7 +6,8 @@ envelope that the app must ack by `envelope_id` within 3 s, or it is sent again 
 envelope_id, `retry_attempt` + 1, `retry_reason` "timeout") a bounded number of times;
 envelopes are spread over the app's open connections; while none is open they wait for the
 next one; `disconnect` (`refresh_requested`) asks the app to reconnect elsewhere. An outage
-(`go_down`, `come_back`) takes the connections away with no `disconnect` first.
+(`go_down`, `come_back`) takes the connections away with no `disconnect` first. A URL not
+used within `ticket_ttl` seconds is refused, an outage or not.
 
 The hub is called from two sides: senders (tests, the page's worker threads) block in
 `deliver` until the ack; each connection's coroutine runs on the emulator's event loop.
@@ -90,13 +91,14 @@ class SocketModeHub:
 
     def __init__(self, *, app_token: str | None = None, app_id: str = "A0SIGNOFF",
                  ack_timeout: float = ACK_TIMEOUT, retries: int = RETRIES,
-                 connect_wait: float = CONNECT_WAIT,
+                 connect_wait: float = CONNECT_WAIT, ticket_ttl: float = TICKET_TTL,
                  clock: Callable[[], float] = time.time) -> None:
         self.app_token = app_token
         self.app_id = app_id
         self.ack_timeout = ack_timeout
         self.retries = retries
         self.connect_wait = connect_wait
+        self.ticket_ttl = ticket_ttl
         self.base_url = "ws://127.0.0.1"  # the server sets its own, with its port
         self._clock = clock
         self._lock = threading.Lock()
@@ -119,10 +121,19 @@ class SocketModeHub:
         return f"{self.base_url}/link/?ticket={ticket}&app_id={self.app_id}"
 
     def use_ticket(self, ticket: str) -> bool:
-        """True once for a ticket `open_url` issued (and not yet expired)."""
+        """True once for a ticket `open_url` issued less than `ticket_ttl` seconds ago."""
         with self._lock:
             issued = self._tickets.pop(ticket, None)
-        return issued is not None and self._clock() - issued <= TICKET_TTL
+        return issued is not None and self._clock() - issued <= self.ticket_ttl
+
+    @property
+    def expired_tickets(self) -> int:
+        """URLs handed out, never used, and now past `ticket_ttl`: an app still holding one
+        is refused at the handshake."""
+        with self._lock:
+            now = self._clock()
+            return sum(1 for issued in self._tickets.values()
+                       if now - issued > self.ticket_ttl)
 
     # connections (called on the emulator's event loop) ------------------
     def hello(self) -> Json:
@@ -218,7 +229,8 @@ class SocketModeHub:
         websocket closes, code 1011, with no `disconnect` frame first) and handshakes are
         refused until `come_back`. Envelopes sent meanwhile wait for a connection. A refused
         handshake does not spend its ticket (the host never saw it): slack_sdk retries the
-        URL it was given."""
+        URL it was given. The ticket still ages: after an outage longer than `ticket_ttl`
+        that URL is refused for good."""
         with self._lock:
             self._down = True
             leaving = list(self._connections)
@@ -228,7 +240,7 @@ class SocketModeHub:
 
     def come_back(self) -> None:
         """The outage is over: handshakes are taken again, so the app's next attempt
-        connects."""
+        connects (if its URL is still within `ticket_ttl`)."""
         with self._lock:
             self._down = False
 

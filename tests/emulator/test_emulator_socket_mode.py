@@ -22,6 +22,7 @@ from websockets.exceptions import ConnectionClosedError, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from bot.emulator import EmulatorServer
+from bot.emulator.socket_mode import TICKET_TTL, SocketModeHub
 
 from .tinybot import BOT_TOKEN, SIGNING_SECRET
 
@@ -47,6 +48,10 @@ def ws_url(emulator: EmulatorServer) -> str:
     url = WebClient(token=APP_TOKEN, base_url=emulator.api_url).apps_connections_open(
         app_token=APP_TOKEN)["url"]
     return str(url)
+
+
+def ticket(url: str) -> str:
+    return url.split("ticket=")[1].split("&")[0]
 
 
 def frame(conn: ClientConnection, timeout: float = 2.0) -> dict[str, Any]:
@@ -246,6 +251,45 @@ def test_an_outage_drops_connections_refuses_handshakes_and_ends(
             conn.send(json.dumps({"envelope_id": envelope["envelope_id"]}))
             assert waited.result(timeout=2).status_code == 200
     assert not emulator.socket.down
+
+
+def test_a_ticket_lives_ticket_ttl_seconds_and_an_outage_does_not_stop_its_clock() -> None:
+    """60 s by default, or as given; a ticket the outage outlived is refused after
+    `come_back`, and counted among `expired_tickets` until then."""
+    now = [1_000.0]
+    for hub, ttl in ((SocketModeHub(clock=lambda: now[0]), TICKET_TTL),
+                     (SocketModeHub(ticket_ttl=1.0, clock=lambda: now[0]), 1.0)):
+        assert hub.ticket_ttl == ttl
+        within, outlived = ticket(hub.open_url()), ticket(hub.open_url())
+        now[0] += ttl
+        assert hub.use_ticket(within) and not hub.use_ticket(within)
+        hub.go_down()
+        now[0] += 0.5
+        assert hub.expired_tickets == 1
+        hub.come_back()
+        assert not hub.use_ticket(outlived)
+        assert hub.expired_tickets == 0
+    assert TICKET_TTL == 60.0
+
+
+def test_after_an_outage_longer_than_its_ticket_the_url_is_refused() -> None:
+    """The URL slack_sdk keeps retrying through an outage is refused (403) after `come_back`
+    once the outage has outlived its ticket; a new URL connects."""
+    now = [1_000.0]
+    with EmulatorServer(bot_token=BOT_TOKEN, signing_secret=SIGNING_SECRET,
+                        app_token=APP_TOKEN, transport="socket",
+                        clock=lambda: now[0]) as server:
+        url = ws_url(server)
+        server.socket.go_down()
+        with pytest.raises(InvalidStatus), connect(url):
+            pass
+        now[0] += TICKET_TTL + 1
+        server.socket.come_back()
+        with pytest.raises(InvalidStatus) as refused, connect(url):
+            pass
+        assert refused.value.response.status_code == 403
+        with connect(ws_url(server)) as conn:
+            assert frame(conn)["type"] == "hello"
 
 
 def test_send_event_wraps_an_event_callback(emulator: EmulatorServer) -> None:

@@ -4,12 +4,13 @@ down."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import subprocess
 import sys
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -219,6 +220,106 @@ def test_not_ready_while_slack_drops_the_websocket_then_ready_and_receiving_agai
     assert "Started run" in ack.text
     assert hub.sent()[-1][0] == opened + 1, "the command came over the new connection"
     emulator.wait_for(lambda: emulator.state.messages(APPROVALS), message="request posted")
+
+
+def quick_watchdog(bolt: AsyncApp,
+                   app_token: str) -> AbstractAsyncContextManager[SocketModeLink]:
+    """`quick_retries`, and a new websocket URL after 1 s down rather than six pings."""
+    return connect_socket_mode(bolt, app_token, clock=SystemClock(), ping_interval=0.5,
+                               renew_url_after=1.0)
+
+
+@pytest.fixture
+def short_tickets(emulator: EmulatorServer) -> EmulatorServer:
+    """A websocket URL lives 1 s unused rather than 60 s."""
+    emulator.socket.ticket_ttl = 1.0
+    return emulator
+
+
+def readyz_of(bot: ThreadedBot) -> Callable[[], httpx.Response]:
+    return lambda: httpx.get(f"{bot.url}/readyz", timeout=5)
+
+
+def test_after_an_outage_longer_than_a_url_lives_a_new_url_makes_it_ready_again(
+    short_tickets: EmulatorServer, start_bot: Callable[..., ThreadedBot],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Slack is away longer than the URL slack_sdk keeps retrying lives (slack_sdk alone
+    would retry it for ever, 503 for good): the watchdog gets a new one, logs a warning
+    saying how long it was down, /readyz is 200 soon after Slack is back, and a command
+    sent then is answered and its request posted once, over one connection."""
+    emulator = short_tickets
+    bot = start_bot(connect_socket=quick_watchdog)
+    hub, readyz = emulator.socket, readyz_of(bot)
+    opened = hub.connections_opened
+    with caplog.at_level(logging.INFO, logger="bot.socket_mode"):
+        hub.go_down()
+        wait_for(lambda: readyz().status_code == 503, timeout=2,
+                 message="/readyz says 503 once the websocket is dropped")
+        emulator.wait_for(lambda: hub.expired_tickets > 0, timeout=2,
+                          message="the URL slack_sdk retries has expired")
+        hub.come_back()
+        wait_for(lambda: readyz().status_code == 200, timeout=2,
+                 message="/readyz is 200 again: connected with a new URL")
+    assert readyz().json() == {"ok": True, "database": True, "socket_mode": True}
+    assert hub.connections == 1 and hub.connections_opened == opened + 1
+    renewals = [r.getMessage() for r in caplog.records if r.name == "bot.socket_mode"
+                and r.levelname == "WARNING" and "new websocket URL" in r.getMessage()]
+    assert renewals and all(m.startswith("Socket Mode: down for ") for m in renewals)
+    ack = emulator.client.slash_command(user="U0ALICE", channel="C0GENERAL",
+                                        text=f"deploy {TASK}")
+    assert "Started run" in ack.text
+    emulator.wait_for(lambda: emulator.state.messages(APPROVALS), message="request posted")
+    assert len(runs(bot)) == 1
+    assert len(emulator.state.messages(APPROVALS)) == 1
+    assert [(number, e["retry_attempt"]) for number, e in hub.sent()] == [(opened + 1, 0)]
+
+
+def socket_tasks() -> list[asyncio.Task[Any]]:
+    """The tasks still running on this loop that Socket Mode started (slack_sdk's, ours)."""
+    def where(task: asyncio.Task[Any]) -> str:
+        code = getattr(task.get_coro(), "cr_code", None)
+        return code.co_filename if code is not None else ""
+    return [t for t in asyncio.all_tasks() if not t.done()
+            and ("slack_sdk/socket_mode" in where(t) or where(t).endswith("bot/socket_mode.py"))]
+
+
+def test_shutting_down_during_an_outage_ends_every_task_and_logs_no_error(
+    short_tickets: EmulatorServer, start_bot: Callable[..., ThreadedBot],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Stopped while Slack is away, after the watchdog has replaced the URL: when Socket
+    Mode closes no task of slack_sdk's or the watchdog's is left running, and nothing is
+    logged as an error on the way out."""
+    left: list[asyncio.Task[Any]] = []
+    closed: list[bool] = []
+
+    @asynccontextmanager
+    async def connect(bolt: AsyncApp, app_token: str) -> AsyncIterator[SocketModeLink]:
+        async with quick_watchdog(bolt, app_token) as link:
+            yield link
+        left.extend(socket_tasks())
+        closed.append(True)
+
+    emulator = short_tickets
+    bot = start_bot(connect_socket=connect)
+    with caplog.at_level(logging.INFO):
+        emulator.socket.go_down()
+        wait_for(lambda: any("new websocket URL" in r.getMessage() for r in caplog.records),
+                 timeout=3, message="the watchdog replaced the URL")
+        stopping = len(caplog.records)
+        bot.stop()
+    assert closed == [True], "Socket Mode closed when the bot stopped"
+    assert left == []
+    errors = [(r.name, r.getMessage()) for r in caplog.records[stopping:]
+              if r.levelno >= logging.ERROR and not refused_handshake(r)]
+    assert errors == []
+
+
+def refused_handshake(record: logging.LogRecord) -> bool:
+    """slack_sdk's error for each refused attempt during the outage (not the shutdown's)."""
+    message = record.getMessage()
+    return message.startswith("Failed to connect (error: 403")
 
 
 def test_serve_refuses_an_app_token_slack_refuses(
