@@ -130,17 +130,19 @@ class Decisions:
                           outcome: Outcome) -> Refusal | None:
         """An approval toward a threshold that would fill no seat still open (every line
         the user could fill is met): refused, since it never will (bot.thresholds)."""
-        if outcome is not Outcome.APPROVED or request.approvals_required < 2:
-            return None
+        if outcome is not Outcome.APPROVED or not thresholds.several(request):
+            return None  # one role: a new approver always counts until it is decided
         vote = Vote(user=user, at=self._clock.now(),
                     roles=await self.voter_roles(request, user))
         return None if thresholds.would_count(request, vote) else Refusal.NOT_NEEDED
 
     async def voter_roles(self, request: ApprovalRequest, user: str) -> tuple[str, ...]:
-        """The lines of `request`'s threshold (by role) `user` may fill: the roles they are
-        in; every line once the request is escalated and they are in its escalation role
-        (the backup stands in for whoever has not answered)."""
+        """The lines of `request`'s threshold (by role) `user`, an approver of it, may fill:
+        the roles they are in; every line once the request is escalated and they are in its
+        escalation role (the backup stands in for whoever has not answered)."""
         roles = tuple(line.role for line in thresholds.lines(request))
+        if len(roles) == 1:
+            return roles  # whoever may decide it fills its one line: nothing to look up
         escalated = self._policy.escalated_role(request)
         if escalated and await self._directory.is_member(
                 self._policy.role_members(escalated), user, guests=self._policy.guests):
