@@ -18,6 +18,7 @@ approval is refused at the click rather than recorded to no effect.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -105,7 +106,7 @@ def assign(threshold: Sequence[Requirement],
 
 def progress(request: ApprovalRequest) -> tuple[LineProgress, ...]:
     """Each line's approvals so far, in the policy's order."""
-    counts = _count(seated(request).values())
+    counts = Counter(seated(request).values())
     return tuple(LineProgress(line.role, counts.get(line.role, 0), line.approvals)
                  for line in lines(request))
 
@@ -140,10 +141,3 @@ def count_text(request: ApprovalRequest) -> str | None:
     if request.approvals_required > 1:
         return f"{len(seated(request))} of {request.approvals_required}"
     return None
-
-
-def _count(roles: Iterable[str]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for role in roles:
-        counts[role] = counts.get(role, 0) + 1
-    return counts
